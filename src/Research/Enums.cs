@@ -1,0 +1,28 @@
+namespace Research;
+
+/// <summary>The decoder's observation model p(x | z).</summary>
+public enum Likelihood
+{
+    /// <summary>Independent Bernoulli pixels; data must lie in [0, 1].</summary>
+    Bernoulli,
+    /// <summary>Independent Gaussians with a learned mean and log-variance per feature.</summary>
+    Gaussian,
+}
+
+/// <summary>How the KL term of the ELBO is estimated (Kingma &amp; Welling, section 2.3).</summary>
+public enum KlEstimator
+{
+    /// <summary>SGVB estimator B: the closed-form KL to the standard normal prior.</summary>
+    Analytic,
+    /// <summary>SGVB estimator A: log q(z|x) − log p(z) at the sampled z.</summary>
+    MonteCarlo,
+}
+
+/// <summary>The stochastic gradient method used by <c>Fit</c>.</summary>
+public enum Optimizer
+{
+    /// <summary>Adam (Kingma &amp; Ba, 2014) with the default betas (0.9, 0.999).</summary>
+    Adam,
+    /// <summary>Adagrad (Duchi et al., 2011), the optimiser of the AEVB paper.</summary>
+    Adagrad,
+}

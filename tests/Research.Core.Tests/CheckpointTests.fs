@@ -1,0 +1,5 @@
+module Research.Core.Tests.CheckpointTests
+
+open Expecto
+
+let tests = testList "Checkpoint" []

@@ -1,0 +1,5 @@
+module Research.Core.Tests.DiffTests
+
+open Expecto
+
+let tests = testList "Diff" []

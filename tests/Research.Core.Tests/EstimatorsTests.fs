@@ -1,0 +1,5 @@
+module Research.Core.Tests.EstimatorsTests
+
+open Expecto
+
+let tests = testList "Estimators" []

@@ -1,0 +1,5 @@
+module Research.Core.Tests.GaussianTests
+
+open Expecto
+
+let tests = testList "Gaussian" []

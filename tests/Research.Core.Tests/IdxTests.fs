@@ -1,0 +1,5 @@
+module Research.Core.Tests.IdxTests
+
+open Expecto
+
+let tests = testList "Idx" []

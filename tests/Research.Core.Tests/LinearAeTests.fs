@@ -1,0 +1,5 @@
+module Research.Core.Tests.LinearAeTests
+
+open Expecto
+
+let tests = testList "LinearAe" []

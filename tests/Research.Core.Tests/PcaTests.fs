@@ -1,0 +1,5 @@
+module Research.Core.Tests.PcaTests
+
+open Expecto
+
+let tests = testList "Pca" []

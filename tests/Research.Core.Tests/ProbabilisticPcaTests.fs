@@ -1,0 +1,5 @@
+module Research.Core.Tests.ProbabilisticPcaTests
+
+open Expecto
+
+let tests = testList "ProbabilisticPca" []

@@ -1,0 +1,5 @@
+module Research.Core.Tests.ReparameterizationTests
+
+open Expecto
+
+let tests = testList "Reparameterization" []

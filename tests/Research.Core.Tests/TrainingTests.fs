@@ -1,0 +1,5 @@
+module Research.Core.Tests.TrainingTests
+
+open Expecto
+
+let tests = testList "Training" []
