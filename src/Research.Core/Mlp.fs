@@ -1,2 +1,60 @@
-/// (being written)
+/// Multilayer perceptrons, built and initialised deterministically from a generator.
 module Research.Core.Mlp
+
+open System
+open TorchSharp
+
+type Tensor = torch.Tensor
+
+/// The nonlinearity between hidden layers.
+type Activation =
+    /// max(0, x): the default of modern autoencoders.
+    | ReLU
+    /// tanh(x): the hidden units of the AEVB paper.
+    | Tanh
+
+/// How weights are initialised.
+type Init =
+    /// PyTorch's default for nn.Linear: weights and biases ~ U(−1/√fan_in, 1/√fan_in).
+    | Uniform
+    /// Weights and biases ~ N(0, std²); the AEVB paper draws from N(0, 0.01), i.e. Normal 0.1.
+    | Normal of std: float
+
+/// A stack of affine layers `sizes[0] → sizes[1] → … → sizes[n]` with `activation` between them
+/// (none after the last), or no nonlinearity at all when `activation` is None.
+let create (sizes: int list) (activation: Activation option) : Modules.Sequential =
+    if List.length sizes < 2 then invalidArg "sizes" "An MLP needs at least an input and an output size."
+    let layers =
+        sizes
+        |> List.pairwise
+        |> List.mapi (fun i (a, b) ->
+            let linear = ($"linear{i}", torch.nn.Linear(int64 a, int64 b) :> torch.nn.Module<Tensor, Tensor>)
+            let isLast = i = List.length sizes - 2
+            match activation with
+            | Some ReLU when not isLast -> [ linear; ($"relu{i}", torch.nn.ReLU() :> torch.nn.Module<Tensor, Tensor>) ]
+            | Some Tanh when not isLast -> [ linear; ($"tanh{i}", torch.nn.Tanh() :> torch.nn.Module<Tensor, Tensor>) ]
+            | _ -> [ linear ])
+        |> List.concat
+    torch.nn.Sequential(layers |> List.map (fun (n, m) -> struct (n, m)) |> List.toArray)
+
+/// Re-initialises every parameter of `modules` from `generator` (the construction-time init uses the
+/// process-global RNG, which is neither reproducible across threads nor seedable per model).
+let initialise (generator: torch.Generator) (init: Init) (modules: torch.nn.Module seq) =
+    use _ = torch.no_grad ()
+    for m in modules do
+        for struct (_, child) in m.named_modules () do
+            match child with
+            | :? Modules.Linear as l ->
+                let fanIn = float l.weight.shape.[1]
+                for p in [ l.weight; l.bias ] do
+                    if not (isNull p) then
+                        use fresh =
+                            match init with
+                            | Uniform ->
+                                let bound = 1.0 / sqrt fanIn
+                                torch.rand(p.shape, dtype = p.dtype, device = p.device, generator = generator)
+                                    .mul_((2.0 * bound).ToScalar()).sub_(bound.ToScalar())
+                            | Normal std ->
+                                torch.randn(p.shape, dtype = p.dtype, device = p.device, generator = generator).mul_(std.ToScalar())
+                        p.copy_(fresh) |> ignore
+            | _ -> ()

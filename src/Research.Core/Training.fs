@@ -1,2 +1,150 @@
-/// (being written)
+/// Minibatch stochastic optimisation shared by every trainable model.
 module Research.Core.Training
+
+open System
+open System.Diagnostics
+open System.Threading
+open TorchSharp
+
+type Tensor = torch.Tensor
+
+/// The stochastic gradient method.
+type Optimizer =
+    /// Adam with betas (0.9, 0.999), eps 1e-8.
+    | Adam
+    /// Adagrad, the AEVB paper's optimiser.
+    | Adagrad
+
+/// What one finished epoch measured.
+type EpochReport =
+    { /// 1-based epoch number.
+      Epoch: int
+      /// Mean training loss per example over the epoch's minibatches.
+      TrainLoss: float
+      /// Loss on the validation set after the epoch, when one was given.
+      ValidationLoss: float option
+      /// Training examples processed since the start of this Fit.
+      ExamplesSeen: int64
+      /// Wall-clock time since the start of this Fit.
+      Elapsed: TimeSpan }
+
+/// Settings of one call to fit.
+type TrainingConfig =
+    { Epochs: int
+      BatchSize: int
+      LearningRate: float
+      Optimizer: Optimizer
+      /// Seeds the minibatch order and every sample drawn during training.
+      Seed: int
+      /// L2 penalty on the parameters (the MAP view of a Gaussian prior on them).
+      WeightDecay: float
+      /// Scored after every epoch when given (already on the model's device).
+      Validation: Tensor option
+      /// Called after every epoch.
+      Progress: EpochReport -> unit
+      /// Checked between minibatches; training stops cleanly and returns the finished epochs.
+      Cancellation: CancellationToken }
+
+/// The defaults of the C# facade: 10 epochs of Adam 1e-3 on minibatches of 128.
+let defaults =
+    { Epochs = 10; BatchSize = 128; LearningRate = 1e-3; Optimizer = Adam; Seed = 0; WeightDecay = 0.0
+      Validation = None; Progress = ignore; Cancellation = CancellationToken.None }
+
+/// Raised when the loss becomes NaN or infinite; the model holds the last weights whose loss was finite.
+exception DivergedException of message: string * epoch: int * batch: int
+    with override this.Message = this.message
+
+/// What the trainer needs from a model.
+type ITrainable =
+    /// The parameters the optimiser updates.
+    abstract Parameters: Modules.Parameter list
+    /// The scalar loss (mean per example) of one minibatch, differentiable; `generator` drives any sampling.
+    abstract Loss: generator: torch.Generator -> batch: Tensor -> Tensor
+    /// The mean loss per example of a whole data set, without gradients.
+    abstract Evaluate: data: Tensor -> float
+
+/// Checks a training configuration against the data size, before any work.
+let validate (config: TrainingConfig) =
+    Validate.positive "Epochs" config.Epochs
+    Validate.positive "BatchSize" config.BatchSize
+    Validate.positiveFinite "LearningRate" config.LearningRate
+    Validate.nonNegativeFinite "WeightDecay" config.WeightDecay
+
+let private makeOptimizer (config: TrainingConfig) (parameters: Modules.Parameter list) : torch.optim.Optimizer =
+    match config.Optimizer with
+    | Adam -> torch.optim.Adam(parameters, lr = config.LearningRate, weight_decay = config.WeightDecay)
+    | Adagrad -> torch.optim.Adagrad(parameters, lr = config.LearningRate, weight_decay = config.WeightDecay)
+
+/// Trains `model` on the rows of `data` (already validated and on the model's device) with shuffled
+/// minibatches; returns one report per finished epoch. A batch size above the row count trains on
+/// full batches; a last partial batch is used as is.
+let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochReport list =
+    validate config
+    let n = data.shape.[0]
+    let batch = min (int64 config.BatchSize) n
+    let generator = new torch.Generator(uint64 config.Seed, data.device)
+    use _g = generator
+    let parameters = model.Parameters
+    use optimizer = makeOptimizer config parameters
+    // The weights before the latest step, restored if the next loss is not finite.
+    let lastGood = parameters |> List.map (fun p -> p.detach().clone())
+    let restoreLastGood () =
+        use _ = torch.no_grad ()
+        List.iter2 (fun (p: Modules.Parameter) (s: Tensor) -> p.copy_(s) |> ignore) parameters lastGood
+    let clock = Stopwatch.StartNew()
+    let history = ResizeArray<EpochReport>()
+    let mutable seen = 0L
+    try
+        let mutable epoch = 1
+        while epoch <= config.Epochs && not config.Cancellation.IsCancellationRequested do
+            use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64, device = data.device)
+            let order = torch.randperm(n, generator = generator, device = data.device)
+            use _o = order
+            let mutable start = 0L
+            let mutable b = 1
+            while start < n && not config.Cancellation.IsCancellationRequested do
+                use scope = torch.NewDisposeScope()
+                let size = min batch (n - start)
+                let x = data.index_select(0L, order.narrow(0L, start, size))
+                let loss = model.Loss generator x
+                let value = loss.item<float32> ()
+                if not (Single.IsFinite value) then
+                    restoreLastGood ()
+                    raise (DivergedException(
+                        $"Training diverged: the loss is {value} at epoch {epoch}, batch {b}. The model keeps the last weights whose loss was finite; try a smaller learning rate.",
+                        epoch, b))
+                do
+                    use _ = torch.no_grad ()
+                    List.iter2 (fun (s: Tensor) (p: Modules.Parameter) -> s.copy_(p) |> ignore) lastGood parameters
+                optimizer.zero_grad ()
+                loss.backward ()
+                optimizer.step () |> ignore
+                lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * float size) |> ignore
+                start <- start + size
+                seen <- seen + size
+                b <- b + 1
+            if start >= n then
+                let validation = config.Validation |> Option.map model.Evaluate
+                let report =
+                    { Epoch = epoch; TrainLoss = lossSum.item<float> () / float n; ValidationLoss = validation
+                      ExamplesSeen = seen; Elapsed = clock.Elapsed }
+                history.Add report
+                config.Progress report
+            epoch <- epoch + 1
+    finally
+        lastGood |> List.iter (fun t -> t.Dispose())
+    List.ofSeq history
+
+/// Evaluates `perExample` (a function of a chunk of rows returning one loss per row) over `data` in
+/// chunks without gradients, and returns the mean.
+let evaluateInChunks (chunk: int64) (perExample: Tensor -> Tensor) (data: Tensor) : float =
+    use _ = torch.no_grad ()
+    let n = data.shape.[0]
+    let mutable total = 0.0
+    let mutable start = 0L
+    while start < n do
+        use scope = torch.NewDisposeScope()
+        let size = min chunk (n - start)
+        total <- total + (perExample (data.narrow(0L, start, size))).sum().to_type(torch.ScalarType.Float64).item<float> ()
+        start <- start + size
+    total / float n

@@ -1,2 +1,223 @@
-/// (being written)
+/// The variational autoencoder of Kingma & Welling (2013): a Gaussian encoder q(z|x), a Bernoulli or
+/// Gaussian decoder p(x|z), the N(0, I) prior, trained on the SGVB estimate of the ELBO.
 module Research.Core.Vae
+
+open System
+open System.Threading
+open TorchSharp
+
+type Tensor = torch.Tensor
+
+/// The decoder's observation model p(x|z).
+type Likelihood =
+    /// Independent Bernoulli features with logits from the decoder; data in [0, 1].
+    | Bernoulli
+    /// Independent Gaussians with a mean and a log-variance per feature from the decoder.
+    | Gaussian
+
+/// The estimator of the KL term (the paper's SGVB A or B).
+type KlEstimator =
+    /// Estimator B: the closed-form KL(q(z|x) ‖ N(0, I)).
+    | Analytic
+    /// Estimator A: log q(z|x) − log p(z) at the sampled z.
+    | MonteCarlo
+
+/// The architecture and objective of a VAE.
+type VaeConfig =
+    { InputSize: int
+      LatentSize: int
+      /// Encoder hidden sizes, input side first; the decoder mirrors them.
+      HiddenSizes: int list
+      Likelihood: Likelihood
+      KlEstimator: KlEstimator
+      /// L, reparameterised samples per example per step.
+      Samples: int
+      /// Weight of the KL term (1 gives the ELBO).
+      Beta: float
+      Activation: Mlp.Activation
+      Init: Mlp.Init
+      Seed: int
+      Device: string }
+
+/// The PyTorch-example defaults: 784-400-20 style ReLU MLPs, Bernoulli, analytic KL, L = 1, β = 1.
+let defaults inputSize latentSize =
+    { InputSize = inputSize; LatentSize = latentSize; HiddenSizes = [ 400 ]; Likelihood = Bernoulli
+      KlEstimator = Analytic; Samples = 1; Beta = 1.0; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "auto" }
+
+/// Checks the sizes and settings of a configuration.
+let validateConfig (c: VaeConfig) =
+    Validate.positive "InputSize" c.InputSize
+    Validate.positive "LatentSize" c.LatentSize
+    Validate.sizes "HiddenSizes" c.HiddenSizes
+    Validate.positive "Samples" c.Samples
+    Validate.nonNegativeFinite "Beta" c.Beta
+    if c.LatentSize > c.InputSize then
+        raise (ArgumentOutOfRangeException("LatentSize", c.LatentSize,
+                $"LatentSize ({c.LatentSize}) must not exceed InputSize ({c.InputSize})."))
+    match c.Init with
+    | Mlp.Normal std -> Validate.positiveFinite "Init std" std
+    | Mlp.Uniform -> ()
+
+/// The checkpoint kind of a VAE file.
+[<Literal>]
+let Kind = "vae"
+
+/// Rows per chunk when scoring without gradients, and the element budget of one importance-sampling chunk.
+let private evalRows = 1000L
+let private sampleBudget = 1L <<< 23
+
+/// A VAE with an MLP encoder whose last layer emits (μ, log σ²) together and an MLP decoder.
+type VariationalAutoencoder(config: VaeConfig) =
+    do validateConfig config
+    let device = Device.parse config.Device
+    let d = config.LatentSize
+    let outputs = match config.Likelihood with Bernoulli -> config.InputSize | Gaussian -> 2 * config.InputSize
+    let act = Some config.Activation
+    let encoder = Mlp.create (config.InputSize :: config.HiddenSizes @ [ 2 * d ]) act
+    let decoder = Mlp.create (d :: List.rev config.HiddenSizes @ [ outputs ]) act
+    do
+        use g = new torch.Generator(uint64 config.Seed)
+        Mlp.initialise g config.Init [ encoder; decoder ]
+        encoder.``to``(device) |> ignore
+        decoder.``to``(device) |> ignore
+    let mutable disposed = false
+    let busy = ref 0
+    let checkAlive () = if disposed then raise (ObjectDisposedException(nameof VariationalAutoencoder))
+    let toDevice (x: Tensor) = if x.device = device then x.alias() else x.``to``(device)
+
+    let encode (x: Tensor) =
+        let h = encoder.forward x
+        let parts = h.chunk(2L, -1L)
+        parts.[0], parts.[1]
+
+    let logLikelihood (z: Tensor) (x: Tensor) =
+        let out = decoder.forward z
+        match config.Likelihood with
+        | Bernoulli -> Likelihood.bernoulliLogits out x
+        | Gaussian ->
+            let parts = out.chunk(2L, -1L)
+            Likelihood.gaussian parts.[0] parts.[1] x
+
+    let model : Estimators.LatentVariableModel = { Encode = encode; LogLikelihood = logLikelihood }
+
+    let terms generator samples x =
+        match config.KlEstimator with
+        | Analytic -> Estimators.sgvbB generator samples model x
+        | MonteCarlo -> Estimators.sgvbA generator samples model x
+
+    /// The decoder's mean E[x|z]: Bernoulli probabilities or Gaussian means.
+    let decodeMean (z: Tensor) =
+        let out = decoder.forward z
+        match config.Likelihood with
+        | Bernoulli -> torch.sigmoid out
+        | Gaussian -> out.chunk(2L, -1L).[0]
+
+    /// The β-weighted negative ELBO per example of one minibatch.
+    let loss generator (x: Tensor) =
+        let t = terms generator config.Samples x
+        (t.Kl * config.Beta - t.Reconstruction).mean()
+
+    let elboPerExample seed samples (data: Tensor) =
+        use generator = new torch.Generator(uint64 seed, device)
+        Training.evaluateInChunks evalRows (fun x -> Estimators.elbo (Estimators.sgvbB generator samples model x)) data
+
+    member _.Config = config
+    member _.Device = device
+    /// The encoder network: x ↦ [μ, log σ²] (for advanced use).
+    member _.Encoder = encoder
+    /// The decoder network: z ↦ logits (Bernoulli) or [mean, log-variance] (Gaussian).
+    member _.Decoder = decoder
+    /// The model as tensor functions q(z|x), log p(x|z), for the estimators.
+    member _.Model = model
+
+    /// Checks a data matrix against this model (shape, finiteness, [0, 1] for Bernoulli).
+    member _.CheckData(name: string, data: Tensor) =
+        checkAlive ()
+        Validate.matrix name config.InputSize data
+        if config.Likelihood = Bernoulli then Validate.unitInterval name data
+
+    /// The posterior parameters (μ, log σ²) of q(z|x), each [n, LatentSize].
+    member this.Encode(x: Tensor) : Tensor * Tensor =
+        this.CheckData("data", x)
+        use _ = torch.no_grad ()
+        use xd = toDevice x
+        encode xd
+
+    /// E[x|z] for codes z [n, LatentSize].
+    member _.Decode(z: Tensor) : Tensor =
+        checkAlive ()
+        Validate.matrix "latent" d z
+        use _ = torch.no_grad ()
+        use zd = toDevice z
+        decodeMean zd
+
+    /// Decodes the posterior mean of each example.
+    member this.Reconstruct(x: Tensor) : Tensor =
+        this.CheckData("data", x)
+        use _ = torch.no_grad ()
+        use xd = toDevice x
+        let mu, logVar = encode xd
+        use _l = logVar
+        use _m = mu
+        decodeMean mu
+
+    /// E[x|z] for `count` draws z ~ N(0, I).
+    member _.Sample(count: int, seed: int) : Tensor =
+        checkAlive ()
+        Validate.positive "count" count
+        use _ = torch.no_grad ()
+        use generator = new torch.Generator(uint64 seed, device)
+        use z = torch.randn([| int64 count; int64 d |], device = device, generator = generator)
+        decodeMean z
+
+    /// The ELBO per example (estimator B, `samples` draws), averaged over the rows, in nats.
+    member this.Elbo(data: Tensor, samples: int, seed: int) : float =
+        this.CheckData("data", data)
+        Validate.positive "samples" samples
+        use xd = toDevice data
+        elboPerExample seed samples xd
+
+    /// The importance-weighted estimate of log p(x) with K = `importanceSamples`, averaged over the rows.
+    member this.LogLikelihood(data: Tensor, importanceSamples: int, seed: int) : float =
+        this.CheckData("data", data)
+        Validate.positive "importanceSamples" importanceSamples
+        use xd = toDevice data
+        use generator = new torch.Generator(uint64 seed, device)
+        let rows = 100L
+        let chunk = int (max 1L (min (int64 importanceSamples) (sampleBudget / (rows * int64 outputs))))
+        Training.evaluateInChunks rows (Estimators.importanceWeighted generator importanceSamples chunk model) xd
+
+    /// Trains on the rows of `data`; TrainLoss is the β-weighted −ELBO per example. Refuses a second
+    /// concurrent Fit on the same model.
+    member this.Fit(data: Tensor, training: Training.TrainingConfig) : Training.EpochReport list =
+        this.CheckData("data", data)
+        training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
+        Training.validate training
+        if Interlocked.CompareExchange(busy, 1, 0) <> 0 then
+            raise (InvalidOperationException("Fit is already running on this model; train one model per thread."))
+        try
+            use xd = toDevice data
+            let vd = training.Validation |> Option.map toDevice
+            try
+                let trainable =
+                    { new Training.ITrainable with
+                        member _.Parameters = [ yield! encoder.parameters (); yield! decoder.parameters () ]
+                        member _.Loss generator batch = loss generator batch
+                        member _.Evaluate v = -(elboPerExample config.Seed 1 v) }
+                Training.fit trainable xd { training with Validation = vd }
+            finally
+                vd |> Option.iter (fun t -> t.Dispose())
+        finally
+            busy.Value <- 0
+
+    /// The named parameter tensors, in a fixed order (for checkpoints).
+    member _.NamedParameters : (string * Tensor) list =
+        [ for struct (n, p) in encoder.named_parameters () -> "encoder." + n, p :> Tensor
+          for struct (n, p) in decoder.named_parameters () -> "decoder." + n, p :> Tensor ]
+
+    interface IDisposable with
+        member _.Dispose() =
+            if not disposed then
+                disposed <- true
+                encoder.Dispose()
+                decoder.Dispose()

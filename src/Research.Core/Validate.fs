@@ -1,2 +1,53 @@
-/// (being written)
+/// Argument checks shared by every public entry point: each throws, before any work, an exception
+/// that says what was wrong and what was expected.
 module Research.Core.Validate
+
+open System
+open TorchSharp
+
+type Tensor = torch.Tensor
+
+/// Throws ArgumentOutOfRangeException unless value > 0.
+let positive (name: string) (value: int) =
+    if value <= 0 then raise (ArgumentOutOfRangeException(name, value, $"{name} must be positive, got {value}."))
+
+/// Throws ArgumentOutOfRangeException unless value is a finite number > 0.
+let positiveFinite (name: string) (value: float) =
+    if not (Double.IsFinite value) || value <= 0.0 then
+        raise (ArgumentOutOfRangeException(name, value, $"{name} must be a finite positive number, got {value}."))
+
+/// Throws ArgumentOutOfRangeException unless value is a finite number ≥ 0.
+let nonNegativeFinite (name: string) (value: float) =
+    if not (Double.IsFinite value) || value < 0.0 then
+        raise (ArgumentOutOfRangeException(name, value, $"{name} must be a finite number ≥ 0, got {value}."))
+
+/// Checks a data matrix: 2-D, at least one row, `features` columns, every value finite.
+let matrix (name: string) (features: int) (data: Tensor) =
+    if isNull data then nullArg name
+    if data.dim () <> 2L then
+        raise (ArgumentException($"{name} must be a matrix with one example per row, got shape %A{data.shape}.", name))
+    if data.shape.[0] = 0L then raise (ArgumentException($"{name} is empty: at least one row is required.", name))
+    if data.shape.[1] <> int64 features then
+        raise (ArgumentException($"{name} has {data.shape.[1]} columns but the model expects {features} features.", name))
+    use finite = torch.isfinite(data).all()
+    if not (finite.item<bool> ()) then
+        use bad = torch.logical_not(torch.isfinite data).nonzero()
+        let row, col = bad.[0L, 0L].item<int64> (), bad.[0L, 1L].item<int64> ()
+        raise (ArgumentException($"{name} contains NaN or infinity (first at row {row}, column {col}).", name))
+
+/// Checks that every value lies in [0, 1], as a Bernoulli likelihood requires.
+let unitInterval (name: string) (data: Tensor) =
+    use outside = torch.logical_or(data.lt((0.0f).ToScalar()), data.gt((1.0f).ToScalar()))
+    use anyOutside = outside.any()
+    if anyOutside.item<bool> () then
+        use bad = outside.nonzero()
+        let row, col = bad.[0L, 0L].item<int64> (), bad.[0L, 1L].item<int64> ()
+        use v = data.[row, col]
+        raise (ArgumentException(
+            $"{name} must lie in [0, 1] for a Bernoulli likelihood, but row {row}, column {col} is {v.item<float32> ()}.", name))
+
+/// Checks a list of layer sizes: every entry positive.
+let sizes (name: string) (values: int seq) =
+    if isNull (box values) then nullArg name
+    values |> Seq.iteri (fun i v ->
+        if v <= 0 then raise (ArgumentOutOfRangeException(name, v, $"{name}[{i}] must be positive, got {v}.")))
