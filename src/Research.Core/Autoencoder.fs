@@ -2,7 +2,6 @@
 module Research.Core.Autoencoder
 
 open System
-open System.Threading
 open TorchSharp
 
 type Tensor = torch.Tensor
@@ -31,98 +30,67 @@ let validateConfig (c: AutoencoderConfig) =
 [<Literal>]
 let Kind = "autoencoder"
 
+let private networks (c: AutoencoderConfig) =
+    validateConfig c
+    let activation = if c.Linear then None else Some Mlp.ReLU
+    let device = Device.parse c.Device
+    let encoder = Mlp.create (c.InputSize :: c.HiddenSizes @ [ c.LatentSize ]) activation
+    let decoder = Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ c.InputSize ]) activation
+    new Networks.EncoderDecoder("Autoencoder", device, encoder, decoder, Mlp.Uniform, c.Seed)
+
+/// Rows per chunk when scoring without gradients.
+let private evalRows = 4096L
+
 /// An autoencoder x ↦ g(f(x)) trained on mean squared error per element.
 type Autoencoder(config: AutoencoderConfig) =
-    do validateConfig config
-    let device = Device.parse config.Device
-    let activation = if config.Linear then None else Some Mlp.ReLU
-    let encoder = Mlp.create (config.InputSize :: config.HiddenSizes @ [ config.LatentSize ]) activation
-    let decoder = Mlp.create (config.LatentSize :: List.rev config.HiddenSizes @ [ config.InputSize ]) activation
-    do
-        use g = new torch.Generator(uint64 config.Seed)
-        Mlp.initialise g Mlp.Uniform [ encoder; decoder ]
-        encoder.``to``(device) |> ignore
-        decoder.``to``(device) |> ignore
-    let mutable disposed = false
-    let busy = ref 0
-    let checkAlive () = if disposed then raise (ObjectDisposedException(nameof Autoencoder))
-    let toDevice (x: Tensor) = if x.device = device then x.alias() else x.``to``(device)
-    let decode (z: Tensor) = let y = decoder.forward z in if config.Linear then y else torch.sigmoid y
+    let net = networks config
+    let decode (z: Tensor) = let y = net.Decoder.forward z in if config.Linear then y else torch.sigmoid y
     let perExampleError (x: Tensor) =
-        use r = decode (encoder.forward x)
+        use r = decode (net.Encoder.forward x)
         torch.nn.functional.mse_loss(r, x, reduction = torch.nn.Reduction.None).mean([| 1L |])
 
     /// The architecture this model was built with.
     member _.Config = config
-    /// The torch device holding the parameters.
-    member _.Device = device
-    /// The encoder network f (for advanced use; do not train it from two threads).
-    member _.Encoder = encoder
-    /// The decoder network g, before the output sigmoid.
-    member _.Decoder = decoder
+    /// The networks, device and lifetime of this model (for advanced use: the TorchSharp modules).
+    member _.Networks = net
 
     /// Checks a data matrix against this model.
-    member _.CheckData(name: string, data: Tensor) = checkAlive (); Validate.matrix name config.InputSize data
+    member _.CheckData(name: string, data: Tensor) = net.ThrowIfDisposed(); Validate.matrix name config.InputSize data
 
     /// f(x): codes [n, LatentSize].
     member this.Encode(x: Tensor) : Tensor =
         this.CheckData("data", x)
         use _ = torch.no_grad ()
-        use xd = toDevice x
-        encoder.forward xd
+        use xd = net.ToDevice x
+        net.Encoder.forward xd
 
     /// g(z): reconstructions [n, InputSize].
     member _.Decode(z: Tensor) : Tensor =
-        checkAlive ()
+        net.ThrowIfDisposed()
         Validate.matrix "codes" config.LatentSize z
         use _ = torch.no_grad ()
-        use zd = toDevice z
+        use zd = net.ToDevice z
         decode zd
 
     /// g(f(x)).
     member this.Reconstruct(x: Tensor) : Tensor =
         this.CheckData("data", x)
         use _ = torch.no_grad ()
-        use xd = toDevice x
-        use z = encoder.forward xd
+        use xd = net.ToDevice x
+        use z = net.Encoder.forward xd
         decode z
 
     /// Mean squared error per element of g(f(x)) against x.
     member this.ReconstructionError(x: Tensor) : float =
         this.CheckData("data", x)
-        use xd = toDevice x
-        Training.evaluateInChunks 4096L perExampleError xd
+        use xd = net.ToDevice x
+        Training.evaluateInChunks evalRows perExampleError xd
 
-    /// Trains on the rows of `data`; refuses a second concurrent Fit on the same model.
+    /// Trains on the rows of `data` (loss: MSE per element); refuses a second concurrent Fit.
     member this.Fit(data: Tensor, training: Training.TrainingConfig) : Training.EpochReport list =
         this.CheckData("data", data)
         training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
-        Training.validate training
-        if Interlocked.CompareExchange(busy, 1, 0) <> 0 then
-            raise (InvalidOperationException("Fit is already running on this model; train one model per thread."))
-        try
-            use xd = toDevice data
-            let vd = training.Validation |> Option.map toDevice
-            try
-                let trainable =
-                    { new Training.ITrainable with
-                        member _.Parameters = [ yield! encoder.parameters (); yield! decoder.parameters () ]
-                        member _.Loss _ batch = perExampleError(batch).mean()
-                        member _.Evaluate v = Training.evaluateInChunks 4096L perExampleError v }
-                Training.fit trainable xd { training with Validation = vd }
-            finally
-                vd |> Option.iter (fun t -> t.Dispose())
-        finally
-            busy.Value <- 0
-
-    /// The named parameter tensors, in a fixed order (for checkpoints).
-    member _.NamedParameters : (string * Tensor) list =
-        [ for struct (n, p) in encoder.named_parameters () -> "encoder." + n, p :> Tensor
-          for struct (n, p) in decoder.named_parameters () -> "decoder." + n, p :> Tensor ]
+        net.Fit(data, training, (fun _ batch -> perExampleError(batch).mean()), Training.evaluateInChunks evalRows perExampleError)
 
     interface IDisposable with
-        member _.Dispose() =
-            if not disposed then
-                disposed <- true
-                encoder.Dispose()
-                decoder.Dispose()
+        member _.Dispose() = (net :> IDisposable).Dispose()

@@ -3,7 +3,6 @@
 module Research.Core.Vae
 
 open System
-open System.Threading
 open TorchSharp
 
 type Tensor = torch.Tensor
@@ -66,24 +65,22 @@ let Kind = "vae"
 let private evalRows = 1000L
 let private sampleBudget = 1L <<< 23
 
+let private networks (c: VaeConfig) =
+    validateConfig c
+    let outputs = match c.Likelihood with Bernoulli -> c.InputSize | Gaussian -> 2 * c.InputSize
+    let act = Some c.Activation
+    let device = Device.parse c.Device
+    let encoder = Mlp.create (c.InputSize :: c.HiddenSizes @ [ 2 * c.LatentSize ]) act
+    let decoder = Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ outputs ]) act
+    new Networks.EncoderDecoder("VariationalAutoencoder", device, encoder, decoder, c.Init, c.Seed)
+
 /// A VAE with an MLP encoder whose last layer emits (μ, log σ²) together and an MLP decoder.
 type VariationalAutoencoder(config: VaeConfig) =
-    do validateConfig config
-    let device = Device.parse config.Device
+    let net = networks config
     let d = config.LatentSize
+    let device = net.Device
+    let encoder, decoder = net.Encoder, net.Decoder
     let outputs = match config.Likelihood with Bernoulli -> config.InputSize | Gaussian -> 2 * config.InputSize
-    let act = Some config.Activation
-    let encoder = Mlp.create (config.InputSize :: config.HiddenSizes @ [ 2 * d ]) act
-    let decoder = Mlp.create (d :: List.rev config.HiddenSizes @ [ outputs ]) act
-    do
-        use g = new torch.Generator(uint64 config.Seed)
-        Mlp.initialise g config.Init [ encoder; decoder ]
-        encoder.``to``(device) |> ignore
-        decoder.``to``(device) |> ignore
-    let mutable disposed = false
-    let busy = ref 0
-    let checkAlive () = if disposed then raise (ObjectDisposedException(nameof VariationalAutoencoder))
-    let toDevice (x: Tensor) = if x.device = device then x.alias() else x.``to``(device)
 
     let encode (x: Tensor) =
         let h = encoder.forward x
@@ -121,18 +118,16 @@ type VariationalAutoencoder(config: VaeConfig) =
         use generator = new torch.Generator(uint64 seed, device)
         Training.evaluateInChunks evalRows (fun x -> Estimators.elbo (Estimators.sgvbB generator samples model x)) data
 
+    /// The architecture and objective this model was built with.
     member _.Config = config
-    member _.Device = device
-    /// The encoder network: x ↦ [μ, log σ²] (for advanced use).
-    member _.Encoder = encoder
-    /// The decoder network: z ↦ logits (Bernoulli) or [mean, log-variance] (Gaussian).
-    member _.Decoder = decoder
+    /// The networks (encoder x ↦ [μ, log σ²]; decoder z ↦ logits or [mean, log-variance]), device and lifetime.
+    member _.Networks = net
     /// The model as tensor functions q(z|x), log p(x|z), for the estimators.
     member _.Model = model
 
     /// Checks a data matrix against this model (shape, finiteness, [0, 1] for Bernoulli).
     member _.CheckData(name: string, data: Tensor) =
-        checkAlive ()
+        net.ThrowIfDisposed()
         Validate.matrix name config.InputSize data
         if config.Likelihood = Bernoulli then Validate.unitInterval name data
 
@@ -140,22 +135,22 @@ type VariationalAutoencoder(config: VaeConfig) =
     member this.Encode(x: Tensor) : Tensor * Tensor =
         this.CheckData("data", x)
         use _ = torch.no_grad ()
-        use xd = toDevice x
+        use xd = net.ToDevice x
         encode xd
 
     /// E[x|z] for codes z [n, LatentSize].
     member _.Decode(z: Tensor) : Tensor =
-        checkAlive ()
+        net.ThrowIfDisposed()
         Validate.matrix "latent" d z
         use _ = torch.no_grad ()
-        use zd = toDevice z
+        use zd = net.ToDevice z
         decodeMean zd
 
     /// Decodes the posterior mean of each example.
     member this.Reconstruct(x: Tensor) : Tensor =
         this.CheckData("data", x)
         use _ = torch.no_grad ()
-        use xd = toDevice x
+        use xd = net.ToDevice x
         let mu, logVar = encode xd
         use _l = logVar
         use _m = mu
@@ -163,7 +158,7 @@ type VariationalAutoencoder(config: VaeConfig) =
 
     /// E[x|z] for `count` draws z ~ N(0, I).
     member _.Sample(count: int, seed: int) : Tensor =
-        checkAlive ()
+        net.ThrowIfDisposed()
         Validate.positive "count" count
         use _ = torch.no_grad ()
         use generator = new torch.Generator(uint64 seed, device)
@@ -174,14 +169,14 @@ type VariationalAutoencoder(config: VaeConfig) =
     member this.Elbo(data: Tensor, samples: int, seed: int) : float =
         this.CheckData("data", data)
         Validate.positive "samples" samples
-        use xd = toDevice data
+        use xd = net.ToDevice data
         elboPerExample seed samples xd
 
     /// The importance-weighted estimate of log p(x) with K = `importanceSamples`, averaged over the rows.
     member this.LogLikelihood(data: Tensor, importanceSamples: int, seed: int) : float =
         this.CheckData("data", data)
         Validate.positive "importanceSamples" importanceSamples
-        use xd = toDevice data
+        use xd = net.ToDevice data
         use generator = new torch.Generator(uint64 seed, device)
         let rows = 100L
         let chunk = int (max 1L (min (int64 importanceSamples) (sampleBudget / (rows * int64 outputs))))
@@ -192,32 +187,7 @@ type VariationalAutoencoder(config: VaeConfig) =
     member this.Fit(data: Tensor, training: Training.TrainingConfig) : Training.EpochReport list =
         this.CheckData("data", data)
         training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
-        Training.validate training
-        if Interlocked.CompareExchange(busy, 1, 0) <> 0 then
-            raise (InvalidOperationException("Fit is already running on this model; train one model per thread."))
-        try
-            use xd = toDevice data
-            let vd = training.Validation |> Option.map toDevice
-            try
-                let trainable =
-                    { new Training.ITrainable with
-                        member _.Parameters = [ yield! encoder.parameters (); yield! decoder.parameters () ]
-                        member _.Loss generator batch = loss generator batch
-                        member _.Evaluate v = -(elboPerExample config.Seed 1 v) }
-                Training.fit trainable xd { training with Validation = vd }
-            finally
-                vd |> Option.iter (fun t -> t.Dispose())
-        finally
-            busy.Value <- 0
-
-    /// The named parameter tensors, in a fixed order (for checkpoints).
-    member _.NamedParameters : (string * Tensor) list =
-        [ for struct (n, p) in encoder.named_parameters () -> "encoder." + n, p :> Tensor
-          for struct (n, p) in decoder.named_parameters () -> "decoder." + n, p :> Tensor ]
+        net.Fit(data, training, loss, (fun v -> -(elboPerExample config.Seed 1 v)))
 
     interface IDisposable with
-        member _.Dispose() =
-            if not disposed then
-                disposed <- true
-                encoder.Dispose()
-                decoder.Dispose()
+        member _.Dispose() = (net :> IDisposable).Dispose()

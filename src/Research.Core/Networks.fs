@@ -1,0 +1,86 @@
+/// The state every encoder–decoder model shares: its two networks, its device, its lifetime and its
+/// one-Fit-at-a-time guard. Models hold one of these instead of repeating the bookkeeping.
+module Research.Core.Networks
+
+open System
+open System.Threading
+open TorchSharp
+
+type Tensor = torch.Tensor
+
+/// An encoder and a decoder on one device, initialised from a seed.
+type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Sequential, decoder: Modules.Sequential,
+                    init: Mlp.Init, seed: int) =
+    do
+        use g = new torch.Generator(uint64 seed)
+        Mlp.initialise g init [ encoder; decoder ]
+        encoder.``to``(device) |> ignore
+        decoder.``to``(device) |> ignore
+    let mutable disposed = false
+    let busy = ref 0
+
+    /// The torch device holding the parameters.
+    member _.Device = device
+    /// The encoder network.
+    member _.Encoder = encoder
+    /// The decoder network.
+    member _.Decoder = decoder
+    /// True once disposed.
+    member _.IsDisposed = disposed
+
+    /// Throws ObjectDisposedException after Dispose.
+    member _.ThrowIfDisposed() = if disposed then raise (ObjectDisposedException(modelName))
+
+    /// The tensor on this model's device (an alias when it is already there; dispose either way).
+    member _.ToDevice(x: Tensor) = if x.device = device then x.alias () else x.``to``(device)
+
+    /// Every trainable parameter, encoder first.
+    member _.Parameters : Modules.Parameter list = [ yield! encoder.parameters (); yield! decoder.parameters () ]
+
+    /// The named parameter tensors, in a fixed order (for checkpoints).
+    member _.NamedParameters : (string * Tensor) list =
+        [ for struct (n, p) in encoder.named_parameters () -> "encoder." + n, p :> Tensor
+          for struct (n, p) in decoder.named_parameters () -> "decoder." + n, p :> Tensor ]
+
+    /// Copies `tensors` (matched by name and shape, all of them required) into the parameters.
+    member this.LoadParameters(tensors: (string * Tensor) list) =
+        let byName = dict tensors
+        let mine = this.NamedParameters
+        if byName.Count <> mine.Length then
+            raise (IO.InvalidDataException($"The file holds {byName.Count} tensors but this {modelName} has {mine.Length} parameters."))
+        for name, p in mine do
+            match byName.TryGetValue name with
+            | true, t when t.shape = p.shape -> ()
+            | true, t -> raise (IO.InvalidDataException($"Tensor '{name}' has shape %A{t.shape} in the file but %A{p.shape} in the model."))
+            | _ -> raise (IO.InvalidDataException($"The file lacks the tensor '{name}'."))
+        use _ = torch.no_grad ()
+        for name, p in mine do p.copy_(byName.[name]) |> ignore
+
+    /// Trains with `loss` and `evaluate` on data already validated by the model; refuses a second
+    /// concurrent Fit on the same model.
+    member this.Fit(data: Tensor, training: Training.TrainingConfig, loss, evaluate) : Training.EpochReport list =
+        Training.validate training
+        if Interlocked.CompareExchange(busy, 1, 0) <> 0 then
+            raise (InvalidOperationException($"Fit is already running on this {modelName}; train one model per thread."))
+        try
+            use xd = this.ToDevice data
+            let vd = training.Validation |> Option.map this.ToDevice
+            try
+                let parameters = this.Parameters
+                let trainable =
+                    { new Training.ITrainable with
+                        member _.Parameters = parameters
+                        member _.Loss generator batch = loss generator batch
+                        member _.Evaluate v = evaluate v }
+                Training.fit trainable xd { training with Validation = vd }
+            finally
+                vd |> Option.iter (fun t -> t.Dispose())
+        finally
+            busy.Value <- 0
+
+    interface IDisposable with
+        member _.Dispose() =
+            if not disposed then
+                disposed <- true
+                encoder.Dispose()
+                decoder.Dispose()

@@ -1,0 +1,49 @@
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using TorchSharp;
+using Core = Research.Core;
+
+namespace Research;
+
+/// <summary>Conversions between the facade's .NET types and the F# core's; no mathematics here.</summary>
+internal static class Convert
+{
+    /// <summary>A CPU float32 tensor holding a copy of <paramref name="data"/>.</summary>
+    public static torch.Tensor ToTensor(float[,] data, string name)
+    {
+        ArgumentNullException.ThrowIfNull(data, name);
+        return Core.Interop.ofArray2D(data, torch.CPU);
+    }
+
+    public static float[,] ToArray(torch.Tensor t)
+    {
+        using (t) return Core.Interop.toArray2D(t);
+    }
+
+    public static FSharpList<int> ToList(int[] values, string name)
+    {
+        ArgumentNullException.ThrowIfNull(values, name);
+        return ListModule.OfArray(values);
+    }
+
+    public static EpochReport ToReport(Core.Training.EpochReport r) =>
+        new(r.Epoch, r.TrainLoss, FSharpOption<double>.get_IsSome(r.ValidationLoss) ? r.ValidationLoss.Value : null,
+            r.ExamplesSeen, r.Elapsed);
+
+    /// <summary>Runs <paramref name="fit"/> with the core's form of <paramref name="options"/>, owning the validation tensor.</summary>
+    public static TrainingHistory Fit(TrainingOptions? options, Func<Core.Training.TrainingConfig, FSharpList<Core.Training.EpochReport>> fit)
+    {
+        options ??= new TrainingOptions();
+        using var validation = options.Validation is null ? null : ToTensor(options.Validation, "Validation");
+        var progress = options.Progress;
+        var config = new Core.Training.TrainingConfig(
+            options.Epochs, options.BatchSize, options.LearningRate,
+            options.Optimizer == Optimizer.Adam ? Core.Training.Optimizer.Adam : Core.Training.Optimizer.Adagrad,
+            options.Seed, options.WeightDecay,
+            validation is null ? FSharpOption<torch.Tensor>.None : FSharpOption<torch.Tensor>.Some(validation),
+            FuncConvert.FromAction<Core.Training.EpochReport>(r => progress?.Report(ToReport(r))),
+            options.Cancellation);
+        var reports = fit(config);
+        return new TrainingHistory(reports.Select(ToReport).ToArray());
+    }
+}

@@ -1,0 +1,53 @@
+namespace Research;
+
+/// <summary>Settings of one call to <c>Fit</c>. The defaults train 10 epochs of Adam (learning rate 1e-3)
+/// on shuffled minibatches of 128.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Passes over the training data; must be positive.</summary>
+    public int Epochs { get; init; } = 10;
+    /// <summary>Examples per minibatch; must be positive. A value above the row count trains on full batches,
+    /// and a row count that is not a multiple of it ends each epoch with a smaller batch.</summary>
+    public int BatchSize { get; init; } = 128;
+    /// <summary>The optimiser's step size; must be finite and positive.</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>The stochastic gradient method.</summary>
+    public Optimizer Optimizer { get; init; } = Optimizer.Adam;
+    /// <summary>Seeds the minibatch order and every sample drawn while training (bit-identical results on the CPU).</summary>
+    public int Seed { get; init; } = 0;
+    /// <summary>L2 penalty on the parameters (the paper's N(0, I) prior on them); 0 by default.</summary>
+    public double WeightDecay { get; init; } = 0.0;
+    /// <summary>Held-out rows scored after every epoch when given.</summary>
+    public float[,]? Validation { get; init; }
+    /// <summary>Called after every finished epoch.</summary>
+    public IProgress<EpochReport>? Progress { get; init; }
+    /// <summary>Stops training between minibatches; <c>Fit</c> then returns the finished epochs and the model stays usable.</summary>
+    public CancellationToken Cancellation { get; init; }
+}
+
+/// <summary>What one finished epoch measured.</summary>
+/// <param name="Epoch">1-based epoch number.</param>
+/// <param name="TrainLoss">Mean training loss per example over the epoch.</param>
+/// <param name="ValidationLoss">Loss on <see cref="TrainingOptions.Validation"/> after the epoch, when given.</param>
+/// <param name="ExamplesSeen">Training examples processed since <c>Fit</c> began.</param>
+/// <param name="Elapsed">Wall-clock time since <c>Fit</c> began.</param>
+public sealed record EpochReport(int Epoch, double TrainLoss, double? ValidationLoss, long ExamplesSeen, TimeSpan Elapsed);
+
+/// <summary>One <see cref="EpochReport"/> per finished epoch of a <c>Fit</c> call, in order.</summary>
+public sealed class TrainingHistory : IReadOnlyList<EpochReport>
+{
+    private readonly IReadOnlyList<EpochReport> _epochs;
+
+    internal TrainingHistory(IReadOnlyList<EpochReport> epochs) => _epochs = epochs;
+
+    /// <summary>The report of the epoch at <paramref name="index"/> (0-based).</summary>
+    public EpochReport this[int index] => _epochs[index];
+
+    /// <summary>The number of finished epochs.</summary>
+    public int Count => _epochs.Count;
+
+    /// <summary>Enumerates the reports in epoch order.</summary>
+    public IEnumerator<EpochReport> GetEnumerator() => _epochs.GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}
