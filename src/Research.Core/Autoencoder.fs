@@ -94,3 +94,23 @@ type Autoencoder(config: AutoencoderConfig) =
 
     interface IDisposable with
         member _.Dispose() = (net :> IDisposable).Dispose()
+
+/// Writes `model` to `path` atomically (a temp file, then a rename).
+let save (path: string) (model: Autoencoder) =
+    let c = model.Config
+    ModelFile.save path Kind
+        [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
+          "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Linear", (if c.Linear then "true" else "false")
+          "Seed", ModelFile.ofInt c.Seed ]
+        model.Networks
+
+/// Reads an autoencoder written by `save` onto `device`; InvalidDataException for a damaged or foreign file.
+let load (path: string) (device: string) : Autoencoder =
+    ModelFile.load path device Kind
+        (fun cp ->
+            new Autoencoder(
+                { InputSize = ModelFile.int cp "InputSize"; LatentSize = ModelFile.int cp "LatentSize"
+                  HiddenSizes = ModelFile.ints cp "HiddenSizes"
+                  Linear = ModelFile.choice cp "Linear" [ "true", true; "false", false ]
+                  Seed = ModelFile.int cp "Seed"; Device = device }))
+        (fun m -> m.Networks)

@@ -191,3 +191,34 @@ type VariationalAutoencoder(config: VaeConfig) =
 
     interface IDisposable with
         member _.Dispose() = (net :> IDisposable).Dispose()
+
+let private likelihoods = [ "bernoulli", Bernoulli; "gaussian", Gaussian ]
+let private estimators = [ "analytic", Analytic; "montecarlo", MonteCarlo ]
+let private activations = [ "relu", Mlp.ReLU; "tanh", Mlp.Tanh ]
+let private name choices value = choices |> List.find (snd >> (=) value) |> fst
+
+/// Writes `model` to `path` atomically (a temp file, then a rename).
+let save (path: string) (model: VariationalAutoencoder) =
+    let c = model.Config
+    ModelFile.save path Kind
+        [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
+          "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Likelihood", name likelihoods c.Likelihood
+          "KlEstimator", name estimators c.KlEstimator; "Samples", ModelFile.ofInt c.Samples
+          "Beta", ModelFile.ofFloat c.Beta; "Activation", name activations c.Activation
+          "InitStd", (match c.Init with Mlp.Uniform -> "uniform" | Mlp.Normal s -> ModelFile.ofFloat s)
+          "Seed", ModelFile.ofInt c.Seed ]
+        model.Networks
+
+/// Reads a VAE written by `save` onto `device`; InvalidDataException for a damaged or foreign file.
+let load (path: string) (device: string) : VariationalAutoencoder =
+    ModelFile.load path device Kind
+        (fun cp ->
+            let init = if List.contains ("InitStd", "uniform") cp.Options then Mlp.Uniform else Mlp.Normal(ModelFile.float cp "InitStd")
+            let config =
+                { InputSize = ModelFile.int cp "InputSize"; LatentSize = ModelFile.int cp "LatentSize"
+                  HiddenSizes = ModelFile.ints cp "HiddenSizes"; Likelihood = ModelFile.choice cp "Likelihood" likelihoods
+                  KlEstimator = ModelFile.choice cp "KlEstimator" estimators; Samples = ModelFile.int cp "Samples"
+                  Beta = ModelFile.float cp "Beta"; Activation = ModelFile.choice cp "Activation" activations
+                  Init = init; Seed = ModelFile.int cp "Seed"; Device = device }
+            new VariationalAutoencoder(config))
+        (fun m -> m.Networks)

@@ -1,0 +1,79 @@
+/// Model files: a model's options as text and its parameters as tensors, in a Checkpoint.
+module Research.Core.ModelFile
+
+open System
+open System.Globalization
+open System.IO
+open TorchSharp
+
+let private inv = CultureInfo.InvariantCulture
+
+/// Text forms of option values, culture-independent and exact for floats.
+let ofInt (v: int) = v.ToString inv
+let ofFloat (v: float) = v.ToString("R", inv)
+let ofInts (vs: int list) = String.Join(",", vs |> List.map ofInt)
+
+let private get (cp: Checkpoint.Checkpoint) key =
+    match cp.Options |> List.tryFind (fst >> (=) key) with
+    | Some(_, v) -> v
+    | None -> raise (InvalidDataException($"The {cp.Kind} file lacks the option '{key}'."))
+
+let private bad (cp: Checkpoint.Checkpoint) key (v: string) =
+    InvalidDataException($"The {cp.Kind} file's option '{key}' has the invalid value '{v}'.")
+
+/// Reads an integer option; InvalidDataException when it is missing or malformed.
+let int (cp: Checkpoint.Checkpoint) key =
+    let v = get cp key
+    match Int32.TryParse(v, NumberStyles.Integer, inv) with
+    | true, i -> i
+    | _ -> raise (bad cp key v)
+
+/// Reads a float option.
+let float (cp: Checkpoint.Checkpoint) key =
+    let v = get cp key
+    match Double.TryParse(v, NumberStyles.Float, inv) with
+    | true, f -> f
+    | _ -> raise (bad cp key v)
+
+/// Reads a comma-separated list of integers (possibly empty).
+let ints (cp: Checkpoint.Checkpoint) key =
+    let v = get cp key
+    if v = "" then []
+    else
+        v.Split ','
+        |> Array.map (fun s -> match Int32.TryParse(s, NumberStyles.Integer, inv) with | true, i -> i | _ -> raise (bad cp key v))
+        |> List.ofArray
+
+/// Reads one of a fixed set of named values.
+let choice (cp: Checkpoint.Checkpoint) key (choices: (string * 'T) list) : 'T =
+    let v = get cp key
+    match choices |> List.tryFind (fst >> (=) v) with
+    | Some(_, c) -> c
+    | None -> raise (bad cp key v)
+
+/// Writes a model's options and parameters to `path` atomically.
+let save (path: string) (kind: string) (options: (string * string) list) (net: Networks.EncoderDecoder) =
+    if String.IsNullOrWhiteSpace path then raise (ArgumentException("The path is empty.", "path"))
+    net.ThrowIfDisposed()
+    Checkpoint.save path { Kind = kind; Options = options; Tensors = net.NamedParameters }
+
+/// Reads a model file of `kind` for `device`, builds the model from its options with `create`, and copies the
+/// parameters in. A damaged file raises InvalidDataException and builds nothing.
+let load (path: string) (device: string) (kind: string) (create: Checkpoint.Checkpoint -> 'Model)
+         (net: 'Model -> Networks.EncoderDecoder) : 'Model =
+    if String.IsNullOrWhiteSpace path then raise (ArgumentException("The path is empty.", "path"))
+    Device.parse device |> ignore // an unknown device is the caller's error, reported before reading
+    let cp = Checkpoint.load path kind torch.CPU
+    try
+        // Options are checked like a user's; in a file, a bad size means a damaged file.
+        let model =
+            try create cp
+            with :? ArgumentException as e -> raise (InvalidDataException($"The {kind} file's options are invalid: {e.Message}", e))
+        try
+            (net model).LoadParameters cp.Tensors
+            model
+        with _ ->
+            (box model :?> IDisposable).Dispose()
+            reraise ()
+    finally
+        for _, t in cp.Tensors do t.Dispose()
