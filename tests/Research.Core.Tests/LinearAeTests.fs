@@ -31,7 +31,7 @@ let decoderSpan (ae: Autoencoder.Autoencoder) k =
 
 let tests =
     testList "LinearAe" [
-        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 3 } "spans the PCA subspace and reaches the discarded variance" <| fun (seed: uint16) ->
+        testPropertyWithConfig (Accuracy.properties 3) "spans the PCA subspace and reaches the discarded variance" <| fun (seed: uint16) ->
             let seed = int seed
             use data = lowRankPlusNoise seed 400 12 3 0.1f
             let k = 3
