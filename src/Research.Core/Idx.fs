@@ -56,14 +56,13 @@ type private Tracking(prefix: byte[], inner: Stream) =
     let mutable crc = Crc32.start
     let tail = Array.zeroCreate<byte> 8
 
-    let record (buffer: byte[]) (offset: int) (n: int) =
-        crc <- Crc32.update crc (ReadOnlySpan(buffer, offset, n))
-        count <- count + int64 n
+    let record (bytes: ReadOnlySpan<byte>) =
+        crc <- Crc32.update crc bytes
+        count <- count + int64 bytes.Length
         // Keep the last 8 bytes seen: shift the old ones left, append the new ones.
-        let keep = max 0 (8 - n)
+        let keep = max 0 (8 - bytes.Length)
         Buffer.BlockCopy(tail, 8 - keep, tail, 0, keep)
-        let take = min n 8
-        Buffer.BlockCopy(buffer, offset + n - take, tail, 8 - take, take)
+        bytes.Slice(bytes.Length - min bytes.Length 8).CopyTo(Span(tail, keep, 8 - keep))
 
     /// Bytes read so far.
     member _.Count = count
@@ -82,16 +81,18 @@ type private Tracking(prefix: byte[], inner: Stream) =
     override _.Seek(_, _) = raise (NotSupportedException())
     override _.SetLength _ = raise (NotSupportedException())
     override _.Write(_, _, _) = raise (NotSupportedException())
-    override _.Read(buffer: byte[], offset: int, n: int) =
+    // Span reads are overridden too: Stream's default would rent a buffer as large as the request.
+    override _.Read(buffer: Span<byte>) =
         let got =
             if at < prefix.Length then
-                let k = min n (prefix.Length - at)
-                Buffer.BlockCopy(prefix, at, buffer, offset, k)
+                let k = min buffer.Length (prefix.Length - at)
+                ReadOnlySpan(prefix, at, k).CopyTo buffer
                 at <- at + k
                 k
-            else inner.Read(buffer, offset, n)
-        record buffer offset got
+            else inner.Read buffer
+        record (Span<byte>.op_Implicit (buffer.Slice(0, got)))
         got
+    override this.Read(buffer: byte[], offset: int, n: int) = this.Read(Span(buffer, offset, n))
 
 /// Reads up to buffer.Length bytes, stopping early only at the end of the stream; returns the count read.
 let private readAtMost (s: Stream) (buffer: Span<byte>) =
