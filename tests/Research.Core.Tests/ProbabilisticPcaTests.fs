@@ -25,6 +25,10 @@ let private toMatrix64 (t: torch.Tensor) =
     let flat = t.data<float>().ToArray()
     Matrix<float>.Build.Dense(rows, cols, fun i j -> flat.[i * cols + j])
 
+/// Rows minus a row vector (a [P,1] column matrix).
+let private minusRow (rows: Matrix<float>) (row: Matrix<float>) =
+    rows - Matrix<float>.Build.DenseOfRowVectors(Array.create rows.RowCount (row.Column 0))
+
 let private data = lazy (ppcaData 41UL 400L 8L)
 let private model = lazy (ProbabilisticPca.fit data.Value 2)
 
@@ -53,7 +57,8 @@ let tests =
             let m = model.Value
             let x = data.Value
             let n = float x.shape.[0]
-            let s = (let c = toMatrix x in (c - Matrix<float>.Build.DenseOfRowVectors(Array.create c.RowCount (c.ColumnSums() / n)))).Svd(false).S
+            let c = toMatrix x
+            let s = (minusRow c ((c.ColumnSums() / n).ToColumnMatrix())).Svd(false).S
             let discarded = Seq.average (seq { for j in 2 .. 7 -> s.[j] * s.[j] / n })
             Expect.floatClose Accuracy.double m.Sigma2 discarded "σ² = mean of the discarded ML eigenvalues"
             // The total log-likelihood is stationary in W and in log σ² at the fit.
@@ -84,7 +89,8 @@ let tests =
             let w = toMatrix64 m.W
             let inner = w.Transpose() * w + Matrix<float>.Build.DenseIdentity(2) * m.Sigma2
             Expect.isLessThanOrEqual (abs inner.[0, 1]) (1e-12 * inner.[0, 0]) "WᵀW is diagonal for the fitted W"
-            let expectedMean = (inner.Inverse() * w.Transpose() * (toMatrix x - Matrix<float>.Build.DenseOfRowVectors(Array.create 10 ((toMatrix64 m.Mean).Column(0))) ).Transpose()).Transpose()
+            let e = minusRow (toMatrix x) (toMatrix64 m.Mean)
+            let expectedMean = (inner.Inverse() * w.Transpose() * e.Transpose()).Transpose()
             let covariance = inner.Inverse() * m.Sigma2
             let actualMean, actualLogVar = toMatrix64 mean, toMatrix64 logVar
             for b in 0 .. 9 do
@@ -120,8 +126,8 @@ let tests =
             let exact = ProbabilisticPca.asLatentVariableModel m
             // q with 4× the posterior variance: a valid but loose proposal.
             let loose = { exact with Encode = fun x -> let mean, logVar = exact.Encode x in mean, logVar + log 4.0 }
-            // Every example 10 times over: independent replicates shrink the Monte-Carlo error of the gaps.
-            let x = data.Value.repeat(10L, 1L)
+            // Every example 5 times over: independent replicates shrink the Monte-Carlo error of the gaps.
+            let x = data.Value.repeat(5L, 1L)
             let logP = ProbabilisticPca.logLikelihood m x
             use g = new torch.Generator(43UL)
             use _ = torch.no_grad ()
