@@ -61,8 +61,12 @@ let importanceWeighted (generator: torch.Generator) (samples: int) (chunk: int) 
     let logWeights =
         [| for start in 0 .. chunk .. samples - 1 do
                let count = min chunk (samples - start)
+               // Free each chunk's [count,B,P] temporaries now rather than at the next GC (autograd
+               // keeps what it needs by reference); only the [count,B] log-weights leave the scope.
+               use scope = torch.NewDisposeScope()
                // One draw per sample keeps the noise stream identical for every chunk size.
                let z = torch.cat([| for _ in 1 .. count -> Gaussian.sample generator 1 mu logVar |], 0L)
                // log w = log p(x|z) + log p(z) − log q(z|x), shape [count,B].
-               yield model.LogLikelihood z x + Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z |]
+               let logW = model.LogLikelihood z x + Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z
+               yield scope.MoveToOuter(logW) |]
     torch.cat(logWeights, 0L).logsumexp(0L) - Math.Log(float samples)

@@ -1,2 +1,83 @@
-/// (being written)
+/// Principal component analysis by eigendecomposition of the sample covariance, the linear baseline
+/// against which the paper's auto-encoders are compared. Eigen-work is done in float64: float32
+/// covariances of pixel data lose the small eigenvalues that the explained-variance ratios need.
 module Research.Core.Pca
+
+open System
+open TorchSharp
+open Research.Core.Interop
+
+/// A fitted PCA: x ≈ Mean + zᵀ Components with z = Components (x − Mean).
+type PcaFit =
+    { /// The data mean [P], float32.
+      Mean: Tensor
+      /// The principal axes [k,P], float32: orthonormal rows in order of descending variance, each
+      /// with its largest-magnitude entry positive (eigenvectors are only defined up to sign).
+      Components: Tensor
+      /// The variance along each component, the covariance eigenvalues (divisor n − 1).
+      ExplainedVariance: float[]
+      /// ExplainedVariance / TotalVariance.
+      ExplainedVarianceRatio: float[]
+      /// The total variance, the trace of the covariance (sum of all P eigenvalues).
+      TotalVariance: float }
+
+let private requireMatrix (data: Tensor) =
+    if isNull data then nullArg "data"
+    if data.dim () <> 2L then invalidArg "data" $"Expected a 2-D tensor [n,P], got shape %A{data.shape}."
+    if data.shape.[0] < 2L then
+        raise (ArgumentException($"At least 2 rows are needed to estimate a covariance, got {data.shape.[0]}.", "data"))
+
+/// The sample mean [P], the eigenvalues [P] of the sample covariance (divisor n − 1) in descending
+/// order, and the matching unit eigenvectors as the columns of [P,P], all float64 on data's device.
+/// Eigenvalues are clamped at 0 (round-off makes null-space ones slightly negative), and each
+/// eigenvector's largest-magnitude entry is made positive so the result is deterministic.
+/// Shared with probabilistic PCA, which rescales the eigenvalues to the ML divisor n.
+let covarianceEigen (data: Tensor) : Tensor * Tensor * Tensor =
+    requireMatrix data
+    let n = data.shape.[0]
+    let x = data.to_type(torch.float64)
+    let mean = x.mean([| 0L |])
+    let centred = x - mean
+    let covariance = centred.T.matmul(centred) / float (n - 1L)
+    let struct (ascending, vectors) = torch.linalg.eigh(covariance)
+    let values = ascending.flip(0L).clamp_min(0.0)
+    let vectors = vectors.flip(1L)
+    let signs = vectors.gather(0L, vectors.abs().argmax(0L, true)).sign()
+    mean, values, vectors * signs
+
+/// Fits the first `components` principal axes of data [n,P] (any float dtype). Requires n ≥ 2
+/// (ArgumentException) and 1 ≤ components ≤ min(n − 1, P) (ArgumentOutOfRangeException): centred
+/// data have rank at most n − 1, and further axes would be arbitrary directions of zero variance.
+let fit (data: Tensor) (components: int) : PcaFit =
+    requireMatrix data
+    let n, p = data.shape.[0], data.shape.[1]
+    let largest = int (min (n - 1L) p)
+    if components < 1 || components > largest then
+        raise (ArgumentOutOfRangeException("components", components,
+            $"The number of components must be between 1 and min(n − 1, P) = {largest}."))
+    let mean, values, vectors = covarianceEigen data
+    let eigenvalues = toDoubleArray values
+    let total = Array.sum eigenvalues
+    let explained = eigenvalues.[.. components - 1]
+    { Mean = mean.to_type(torch.float32)
+      Components = vectors.narrow(1L, 0L, int64 components).T.to_type(torch.float32).contiguous()
+      ExplainedVariance = explained
+      // Constant data have no variance to explain: report 0 rather than 0/0.
+      ExplainedVarianceRatio = explained |> Array.map (fun v -> if total > 0.0 then v / total else 0.0)
+      TotalVariance = total }
+
+/// The component scores z = (x − Mean) Componentsᵀ, [n,k], of rows x [n,P] (computed in float32).
+let transform (fit: PcaFit) (x: Tensor) : Tensor =
+    (x.to_type(fit.Mean.dtype) - fit.Mean).matmul(fit.Components.T)
+
+/// Maps scores z [n,k] back to data space: Mean + z Components, [n,P] (float32).
+let inverseTransform (fit: PcaFit) (z: Tensor) : Tensor =
+    z.to_type(fit.Components.dtype).matmul(fit.Components) + fit.Mean
+
+/// The mean squared error per element of projecting rows x [n,P] onto the fitted subspace and back,
+/// computed in float64. On the training data it equals Σ_{j>k} λ_j·(n − 1)/(n·P) (Eckart–Young).
+let reconstructionError (fit: PcaFit) (x: Tensor) : float =
+    let components = fit.Components.to_type(torch.float64)
+    let centred = x.to_type(torch.float64) - fit.Mean.to_type(torch.float64)
+    let residual = centred - centred.matmul(components.T).matmul(components)
+    (residual * residual).mean().item<float>()

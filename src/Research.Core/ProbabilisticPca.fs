@@ -1,2 +1,76 @@
-/// (being written)
+/// Probabilistic PCA (Tipping & Bishop 1999): x = W z + μ + ε with z ~ N(0, I_k), ε ~ N(0, σ² I_P),
+/// so x ~ N(μ, C) with C = W Wᵀ + σ² I. Its maximum-likelihood fit is closed-form, and its exact
+/// marginal likelihood and posterior make it the linear-Gaussian yardstick for the VAE's bounds.
+/// Everything is float64.
 module Research.Core.ProbabilisticPca
+
+open System
+open TorchSharp
+open Research.Core.Interop
+
+/// A probabilistic PCA model; tensors are float64.
+type PpcaModel =
+    { /// The mean μ [P].
+      Mean: Tensor
+      /// The factor loadings W [P,k].
+      W: Tensor
+      /// The isotropic noise variance σ².
+      Sigma2: float }
+
+let private log2Pi = Math.Log(2.0 * Math.PI)
+
+/// The maximum-likelihood model with `latent` = k dimensions (Tipping & Bishop, eqs. 7–8): with
+/// λ_j the eigenvalues of the ML covariance (divisor n) and U_k the leading eigenvectors,
+/// σ² = mean of the discarded λ_{k+1..P} and W = U_k (Λ_k − σ² I)^½ (rotation R = I).
+/// Requires 1 ≤ k < min(n − 1, P), so that some variance is left for the noise (σ² > 0).
+let fit (data: Tensor) (latent: int) : PpcaModel =
+    let mean, values, vectors = Pca.covarianceEigen data
+    let n, p = data.shape.[0], data.shape.[1]
+    let largest = int (min (n - 1L) p) - 1
+    if latent < 1 || latent > largest then
+        raise (ArgumentOutOfRangeException("latent", latent,
+            $"The latent dimension must be between 1 and min(n − 1, P) − 1 = {largest}, so that σ² > 0."))
+    // Pca.covarianceEigen divides by n − 1; the ML covariance divides by n.
+    let lambda = values * (float (n - 1L) / float n)
+    let sigma2 = lambda.narrow(0L, int64 latent, p - int64 latent).mean().item<float>()
+    if not (sigma2 > 0.0) then
+        raise (ArgumentException($"The data lie in a {latent}-dimensional subspace: the ML noise variance is 0.", "data"))
+    let leading = lambda.narrow(0L, 0L, int64 latent)
+    { Mean = mean
+      W = vectors.narrow(1L, 0L, int64 latent) * (leading - sigma2).clamp_min(0.0).sqrt()
+      Sigma2 = sigma2 }
+
+/// M = Wᵀ W + σ² I_k [k,k], the matrix through which C = W Wᵀ + σ² I is inverted (Woodbury).
+let private innerMatrix (model: PpcaModel) =
+    let k = model.W.shape.[1]
+    model.W.T.matmul(model.W) + torch.eye(k, dtype = torch.float64, device = model.W.device) * model.Sigma2
+
+/// The exact log N(x; μ, W Wᵀ + σ² I) of each row of x [B,P], shape [B], in float64. Uses only
+/// k×k algebra: the Woodbury identity C⁻¹ = (I − W M⁻¹ Wᵀ)/σ² for the quadratic form and the
+/// determinant lemma log|C| = (P − k) log σ² + log|M|, with M Cholesky-factored as L Lᵀ.
+let logLikelihood (model: PpcaModel) (x: Tensor) : Tensor =
+    let p, k = model.W.shape.[0], model.W.shape.[1]
+    let e = x.to_type(torch.float64) - model.Mean
+    let l = torch.linalg.cholesky(innerMatrix model)
+    // a = L⁻¹ Wᵀ e, so eᵀ W M⁻¹ Wᵀ e = ‖a‖².
+    let a = torch.linalg.solve_triangular(l, model.W.T.matmul(e.T), upper = false)
+    let quadratic = ((e * e).sum(-1L) - (a * a).sum(0L)) / model.Sigma2
+    let logDetM = torch.diagonal(l, 0L, 0L, 1L).log().sum() * 2.0
+    (quadratic + logDetM + (float (p - k) * Math.Log model.Sigma2 + float p * log2Pi)) * -0.5
+
+/// The exact posterior p(z|x) = N(M⁻¹ Wᵀ (x − μ), σ² M⁻¹) for rows x [B,P], as (mean, log-variance),
+/// each [B,k]. The log-variance is that of the diagonal of σ² M⁻¹, which is the whole covariance
+/// because Wᵀ W (hence M) is diagonal for the fitted W = U_k (Λ_k − σ² I)^½.
+let posterior (model: PpcaModel) (x: Tensor) : Tensor * Tensor =
+    let e = x.to_type(torch.float64) - model.Mean
+    let mInverse = torch.cholesky_inverse(torch.linalg.cholesky(innerMatrix model), false)
+    let mean = e.matmul(model.W).matmul(mInverse)
+    let logVar = (torch.diagonal(mInverse, 0L, 0L, 1L) * model.Sigma2).log()
+    mean, logVar.expand_as(mean).contiguous()
+
+/// The model as a latent-variable model for the estimators: q(z|x) is the exact posterior and
+/// p(x|z) = N(W z + μ, σ² I), so every ELBO estimate is tight in expectation.
+let asLatentVariableModel (model: PpcaModel) : Estimators.LatentVariableModel =
+    let logSigma2 = torch.tensor(Math.Log model.Sigma2, dtype = torch.float64, device = model.W.device)
+    { Encode = posterior model
+      LogLikelihood = fun z x -> Likelihood.gaussian (z.matmul(model.W.T) + model.Mean) logSigma2 (x.to_type(torch.float64)) }
