@@ -87,5 +87,5 @@ let write (folder: string) (rows: Row list) =
         :: [ for r in rows -> String.Join(",", q r.Model, q r.Setting, q r.Metric, r.Value.ToString("R", inv), q r.Reference) ])
     File.WriteAllLines(md,
         "| model | setting | metric | value | reference |" :: "|---|---|---|---:|---|"
-        :: [ for r in rows -> $"| {r.Model} | {r.Setting} | {r.Metric} | {r.Value.ToString("G6", inv)} | {r.Reference} |" ])
+        :: [ for r in rows -> sprintf "| %s | %s | %s | %s | %s |" r.Model r.Setting r.Metric (r.Value.ToString("G6", inv)) r.Reference ])
     csv, md

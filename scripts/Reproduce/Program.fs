@@ -12,7 +12,7 @@ let private usage () =
 [<EntryPoint>]
 let main argv =
     let rec parse (m: Map<string, string>) = function
-        | k :: v :: rest when k.StartsWith "--" -> parse (m.Add(k, v)) rest
+        | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k, v)) rest
         | [] -> Some m
         | _ -> None
     match parse Map.empty (List.ofArray argv) with
