@@ -6,25 +6,35 @@ open System.IO
 open Research.Core
 
 let private usage () =
-    eprintfn "usage: Reproduce --data <mnist folder> [--out <results folder>]"
+    eprintfn "usage: Reproduce --data <mnist folder> [--out <results folder>] [--figures true|false] [--quick]"
     2
 
 [<EntryPoint>]
 let main argv =
     let rec parse (m: Map<string, string>) = function
+        | "--quick" :: rest -> parse (m.Add("--quick", "true")) rest
         | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k, v)) rest
         | [] -> Some m
         | _ -> None
     match parse Map.empty (List.ofArray argv) with
     | Some opts when opts.ContainsKey "--data" ->
         let out = opts.TryFind "--out" |> Option.defaultValue (Path.GetFullPath(Path.Combine("paper", "results")))
+        let quick = opts.ContainsKey "--quick"
         let train, _ = Mnist.load opts.["--data"] Mnist.Train
-        let test, _ = Mnist.load opts.["--data"] Mnist.Test
-        use train = train
+        let test, testLabels = Mnist.load opts.["--data"] Mnist.Test
+        use train = if quick then train.narrow(0L, 0L, 10000L).clone() else train
         use test = test
         let rows = Comparison.run train test
         let csv, md = Comparison.write out rows
         printfn "\n%s\n" (File.ReadAllText md)
         printfn "Wrote %s and %s" csv md
+        if opts.TryFind "--figures" <> Some "false" then
+            let figures = Path.GetFullPath(Path.Combine(out, "..", "figures"))
+            let cache, epochs = if quick then Path.Combine("runs", "quick"), 1 else "runs", 50
+            let written =
+                Fig4Manifold.run cache figures train test testLabels epochs
+                @ [ Fig5Samples.run cache figures train epochs
+                    Interpolation.run cache figures train test testLabels epochs ]
+            written |> List.iter (printfn "Wrote %s")
         0
     | _ -> usage ()
