@@ -45,14 +45,9 @@ let defaults inputSize latentSize =
 
 /// Checks the sizes and settings of a configuration.
 let validateConfig (c: VaeConfig) =
-    Validate.positive "InputSize" c.InputSize
-    Validate.positive "LatentSize" c.LatentSize
-    Validate.sizes "HiddenSizes" c.HiddenSizes
+    Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
     Validate.positive "Samples" c.Samples
     Validate.nonNegativeFinite "Beta" c.Beta
-    if c.LatentSize > c.InputSize then
-        raise (ArgumentOutOfRangeException("LatentSize", c.LatentSize,
-                $"LatentSize ({c.LatentSize}) must not exceed InputSize ({c.InputSize})."))
     match c.Init with
     | Mlp.Normal std -> Validate.positiveFinite "Init std" std
     | Mlp.Uniform -> ()

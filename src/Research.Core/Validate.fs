@@ -59,3 +59,13 @@ let sizes (name: string) (values: int seq) =
     if isNull (box values) then nullArg name
     values |> Seq.iteri (fun i v ->
         if v <= 0 then raise (ArgumentOutOfRangeException(name, v, $"{name}[{i}] must be positive, got {v}.")))
+
+/// Checks the sizes of an encoder–decoder: positive input and latent sizes, positive hidden sizes, and a
+/// latent size no larger than the input (a code that does not compress is a mistake, not a model).
+let architecture (inputSize: int) (latentSize: int) (hiddenSizes: int seq) =
+    positive "InputSize" inputSize
+    positive "LatentSize" latentSize
+    sizes "HiddenSizes" hiddenSizes
+    if latentSize > inputSize then
+        raise (ArgumentOutOfRangeException("LatentSize", latentSize,
+                $"LatentSize ({latentSize}) must not exceed InputSize ({inputSize}): the code would not compress."))
