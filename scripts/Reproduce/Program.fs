@@ -22,7 +22,7 @@ let main argv =
         let test, _ = Mnist.load opts.["--data"] Mnist.Test
         use train = train
         use test = test
-        let rows = Comparison.run train test
+        let rows = Comparison.run out train test
         let csv, md = Comparison.write out rows
         printfn "\n%s\n" (File.ReadAllText md)
         printfn "Wrote %s and %s" csv md
