@@ -16,7 +16,7 @@ let private progress name (r: Training.EpochReport) =
     log $"  {name} epoch {r.Epoch}: train loss {r.TrainLoss:F4}{v} ({r.Elapsed.TotalSeconds:F1} s)"
 
 /// Trains the four models and returns the table's rows.
-let run (train: torch.Tensor) (test: torch.Tensor) : Row list =
+let run (out: string) (train: torch.Tensor) (test: torch.Tensor) : Row list =
     let rows = ResizeArray<Row>()
     let add model setting metric value reference =
         rows.Add { Model = model; Setting = setting; Metric = metric; Value = value; Reference = reference }
@@ -25,10 +25,14 @@ let run (train: torch.Tensor) (test: torch.Tensor) : Row list =
     // PCA
     log "PCA: fitting k = 50, 20, 10 on 60000 training images"
     let pca50 = Pca.fit train 50
+    Directory.CreateDirectory out |> ignore
+    File.WriteAllLines(Path.Combine(out, "pca_explained_variance.csv"),
+        "component,explained_variance,explained_variance_ratio"
+        :: [ for i in 0 .. 49 -> sprintf "%d,%.10g,%.10g" (i + 1) pca50.ExplainedVariance.[i] pca50.ExplainedVarianceRatio.[i] ])
     add "PCA" "k = 50" "explained variance ratio (sum)" (Array.sum pca50.ExplainedVarianceRatio) "scikit-learn: see bench"
     use gram = pca50.Components.matmul(pca50.Components.t())
     use eye = torch.eye(50L)
-    add "PCA" "k = 50" "max |C Cᵀ − I| (orthonormality)" ((gram - eye).abs().max().item<float32> () |> float) "0"
+    add "PCA" "k = 50" "max abs(C Cᵀ − I) (orthonormality)" ((gram - eye).abs().max().item<float32> () |> float) "0"
     add "PCA" "k = 50" "test MSE per pixel" (Pca.reconstructionError pca50 test) ""
     let pca20 = Pca.fit train 20
     let pca10 = Pca.fit train 10

@@ -24,7 +24,7 @@ let main argv =
         let test, testLabels = Mnist.load opts.["--data"] Mnist.Test
         use train = if quick then train.narrow(0L, 0L, 10000L).clone() else train
         use test = test
-        let rows = Comparison.run train test
+        let rows = Comparison.run out train test
         let csv, md = Comparison.write out rows
         printfn "\n%s\n" (File.ReadAllText md)
         printfn "Wrote %s and %s" csv md

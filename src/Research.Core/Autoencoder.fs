@@ -18,13 +18,7 @@ type AutoencoderConfig =
       Device: string }
 
 /// Checks the sizes of a configuration.
-let validateConfig (c: AutoencoderConfig) =
-    Validate.positive "InputSize" c.InputSize
-    Validate.positive "LatentSize" c.LatentSize
-    Validate.sizes "HiddenSizes" c.HiddenSizes
-    if c.LatentSize > c.InputSize then
-        raise (ArgumentOutOfRangeException("LatentSize", c.LatentSize,
-                $"LatentSize ({c.LatentSize}) must not exceed InputSize ({c.InputSize}): the code would not compress."))
+let validateConfig (c: AutoencoderConfig) = Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
 
 /// The checkpoint kind of an autoencoder file.
 [<Literal>]

@@ -9,13 +9,16 @@ type Tensor = torch.Tensor
 
 /// A float32 tensor [rows, cols] holding a copy of a rectangular array.
 let ofArray2D (a: float32[,]) (device: torch.Device) : Tensor =
+    if isNull a then nullArg "a"
+    Native.ensureLoaded ()
     let rows, cols = Array2D.length1 a, Array2D.length2 a
     // float32[,] is laid out row-major and contiguous: view it as a span without copying twice.
-    let flat = MemoryMarshal.CreateReadOnlySpan(&a.[0, 0], rows * cols).ToArray()
+    let flat = if rows * cols = 0 then [||] else MemoryMarshal.CreateReadOnlySpan(&a.[0, 0], rows * cols).ToArray()
     torch.tensor(flat, ReadOnlySpan<int64>([| int64 rows; int64 cols |]), device = device)
 
 /// A float32 tensor [rows, cols] from a row-major span.
 let ofSpan (values: ReadOnlySpan<float32>) (rows: int) (device: torch.Device) : Tensor =
+    Native.ensureLoaded ()
     if rows <= 0 then raise (ArgumentOutOfRangeException("rows", rows, "The row count must be positive."))
     if values.Length % rows <> 0 then
         raise (ArgumentException($"{values.Length} values do not split into {rows} rows of equal length.", "values"))

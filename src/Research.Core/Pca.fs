@@ -21,11 +21,8 @@ type PcaFit =
       /// The total variance, the trace of the covariance (sum of all P eigenvalues).
       TotalVariance: float }
 
-let private requireMatrix (data: Tensor) =
-    if isNull data then nullArg "data"
-    if data.dim () <> 2L then invalidArg "data" $"Expected a 2-D tensor [n,P], got shape %A{data.shape}."
-    if data.shape.[0] < 2L then
-        raise (ArgumentException($"At least 2 rows are needed to estimate a covariance, got {data.shape.[0]}.", "data"))
+/// A covariance needs at least 2 finite rows.
+let private requireMatrix (data: Tensor) = Validate.rows "data" 2 data
 
 /// The sample mean [P], the eigenvalues [P] of the sample covariance (divisor n − 1) in descending
 /// order, and the matching unit eigenvectors as the columns of [P,P], all float64 on data's device.
@@ -68,15 +65,21 @@ let fit (data: Tensor) (components: int) : PcaFit =
 
 /// The component scores z = (x − Mean) Componentsᵀ, [n,k], of rows x [n,P] (computed in float32).
 let transform (fit: PcaFit) (x: Tensor) : Tensor =
-    (x.to_type(fit.Mean.dtype) - fit.Mean).matmul(fit.Components.T)
+    Validate.matrix "data" (int fit.Mean.shape.[0]) x
+    use scope = torch.NewDisposeScope()
+    (x.to_type(fit.Mean.dtype) - fit.Mean).matmul(fit.Components.T).MoveToOuterDisposeScope()
 
 /// Maps scores z [n,k] back to data space: Mean + z Components, [n,P] (float32).
 let inverseTransform (fit: PcaFit) (z: Tensor) : Tensor =
-    z.to_type(fit.Components.dtype).matmul(fit.Components) + fit.Mean
+    Validate.matrix "codes" (int fit.Components.shape.[0]) z
+    use scope = torch.NewDisposeScope()
+    (z.to_type(fit.Components.dtype).matmul(fit.Components) + fit.Mean).MoveToOuterDisposeScope()
 
 /// The mean squared error per element of projecting rows x [n,P] onto the fitted subspace and back,
 /// computed in float64. On the training data it equals Σ_{j>k} λ_j·(n − 1)/(n·P) (Eckart–Young).
 let reconstructionError (fit: PcaFit) (x: Tensor) : float =
+    Validate.matrix "data" (int fit.Mean.shape.[0]) x
+    use scope = torch.NewDisposeScope()
     let components = fit.Components.to_type(torch.float64)
     let centred = x.to_type(torch.float64) - fit.Mean.to_type(torch.float64)
     let residual = centred - centred.matmul(components.T).matmul(components)

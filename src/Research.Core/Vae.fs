@@ -45,14 +45,9 @@ let defaults inputSize latentSize =
 
 /// Checks the sizes and settings of a configuration.
 let validateConfig (c: VaeConfig) =
-    Validate.positive "InputSize" c.InputSize
-    Validate.positive "LatentSize" c.LatentSize
-    Validate.sizes "HiddenSizes" c.HiddenSizes
+    Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
     Validate.positive "Samples" c.Samples
     Validate.nonNegativeFinite "Beta" c.Beta
-    if c.LatentSize > c.InputSize then
-        raise (ArgumentOutOfRangeException("LatentSize", c.LatentSize,
-                $"LatentSize ({c.LatentSize}) must not exceed InputSize ({c.InputSize})."))
     match c.Init with
     | Mlp.Normal std -> Validate.positiveFinite "Init std" std
     | Mlp.Uniform -> ()
@@ -124,6 +119,20 @@ type VariationalAutoencoder(config: VaeConfig) =
     member _.Networks = net
     /// The model as tensor functions q(z|x), log p(x|z), for the estimators.
     member _.Model = model
+
+    /// Draws x ~ p(x|z) for latent rows z already on this model's device, without gradients: Bernoulli
+    /// draws, or Gaussian draws with the decoded mean and variance. Used by the sleep phase of wake-sleep.
+    member _.DrawObservations(z: Tensor, generator: torch.Generator) : Tensor =
+        use _ = torch.no_grad ()
+        use scope = torch.NewDisposeScope()
+        let out = decoder.forward z
+        let x =
+            match config.Likelihood with
+            | Bernoulli -> torch.bernoulli(torch.sigmoid out, generator)
+            | Gaussian ->
+                let parts = out.chunk(2L, -1L)
+                Gaussian.sample generator 1 parts.[0] parts.[1] |> fun s -> s.squeeze(0L)
+        x.MoveToOuterDisposeScope()
 
     /// Checks a data matrix against this model (shape, finiteness, [0, 1] for Bernoulli).
     member _.CheckData(name: string, data: Tensor) =

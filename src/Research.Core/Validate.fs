@@ -21,19 +21,27 @@ let nonNegativeFinite (name: string) (value: float) =
     if not (Double.IsFinite value) || value < 0.0 then
         raise (ArgumentOutOfRangeException(name, value, $"{name} must be a finite number ≥ 0, got {value}."))
 
-/// Checks a data matrix: 2-D, at least one row, `features` columns, every value finite.
-let matrix (name: string) (features: int) (data: Tensor) =
+/// Checks a data matrix of any width: 2-D, at least `minRows` rows, every value finite.
+let rows (name: string) (minRows: int) (data: Tensor) =
+    Native.ensureLoaded ()
     if isNull data then nullArg name
     if data.dim () <> 2L then
         raise (ArgumentException($"{name} must be a matrix with one example per row, got shape %A{data.shape}.", name))
     if data.shape.[0] = 0L then raise (ArgumentException($"{name} is empty: at least one row is required.", name))
-    if data.shape.[1] <> int64 features then
-        raise (ArgumentException($"{name} has {data.shape.[1]} columns but the model expects {features} features.", name))
+    if data.shape.[0] < int64 minRows then
+        raise (ArgumentException($"{name} has {data.shape.[0]} rows but at least {minRows} are required.", name))
+    if data.shape.[1] = 0L then raise (ArgumentException($"{name} has no columns.", name))
     use finite = torch.isfinite(data).all()
     if not (finite.item<bool> ()) then
         use bad = torch.logical_not(torch.isfinite data).nonzero()
         let row, col = bad.[0L, 0L].item<int64> (), bad.[0L, 1L].item<int64> ()
         raise (ArgumentException($"{name} contains NaN or infinity (first at row {row}, column {col}).", name))
+
+/// Checks a data matrix for a model: 2-D, at least one row, `features` columns, every value finite.
+let matrix (name: string) (features: int) (data: Tensor) =
+    if not (isNull data) && data.dim () = 2L && data.shape.[1] <> int64 features then
+        raise (ArgumentException($"{name} has {data.shape.[1]} columns but the model expects {features} features.", name))
+    rows name 1 data
 
 /// Checks that every value lies in [0, 1], as a Bernoulli likelihood requires.
 let unitInterval (name: string) (data: Tensor) =
@@ -51,3 +59,13 @@ let sizes (name: string) (values: int seq) =
     if isNull (box values) then nullArg name
     values |> Seq.iteri (fun i v ->
         if v <= 0 then raise (ArgumentOutOfRangeException(name, v, $"{name}[{i}] must be positive, got {v}.")))
+
+/// Checks the sizes of an encoder–decoder: positive input and latent sizes, positive hidden sizes, and a
+/// latent size no larger than the input (a code that does not compress is a mistake, not a model).
+let architecture (inputSize: int) (latentSize: int) (hiddenSizes: int seq) =
+    positive "InputSize" inputSize
+    positive "LatentSize" latentSize
+    sizes "HiddenSizes" hiddenSizes
+    if latentSize > inputSize then
+        raise (ArgumentOutOfRangeException("LatentSize", latentSize,
+                $"LatentSize ({latentSize}) must not exceed InputSize ({inputSize}): the code would not compress."))
