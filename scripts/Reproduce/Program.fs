@@ -18,13 +18,15 @@ let main argv =
         | _ -> None
     match parse Map.empty (List.ofArray argv) with
     | Some opts when opts.ContainsKey "--data" ->
-        let out = opts.TryFind "--out" |> Option.defaultValue (Path.GetFullPath(Path.Combine("paper", "results")))
         let quick = opts.ContainsKey "--quick"
-        let train, _ = Mnist.load opts.["--data"] Mnist.Train
+        // A quick run checks the pipeline; it never overwrites the committed results.
+        let defaultOut = if quick then Path.Combine("runs", "quick", "paper", "results") else Path.Combine("paper", "results")
+        let out = opts.TryFind "--out" |> Option.defaultValue defaultOut |> Path.GetFullPath
+        let all, _ = Mnist.load opts.["--data"] Mnist.Train
         let test, testLabels = Mnist.load opts.["--data"] Mnist.Test
-        use train = if quick then train.narrow(0L, 0L, 10000L).clone() else train
+        use train = if quick then (use _ = all in all.narrow(0L, 0L, 10000L).clone()) else all
         use test = test
-        let rows = Comparison.run out train test
+        let rows = Comparison.run (if quick then Comparison.quick else Comparison.full) out train test
         let csv, md = Comparison.write out rows
         printfn "\n%s\n" (File.ReadAllText md)
         printfn "Wrote %s and %s" csv md
