@@ -11,10 +11,6 @@ type Row = { Model: string; Setting: string; Metric: string; Value: float; Refer
 
 let private log (s: string) = printfn "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") s
 
-let private progress name (r: Training.EpochReport) =
-    let v = r.ValidationLoss |> Option.map (sprintf ", test %.4f") |> Option.defaultValue ""
-    log $"  {name} epoch {r.Epoch}: train loss {r.TrainLoss:F4}{v} ({r.Elapsed.TotalSeconds:F1} s)"
-
 /// Training budgets: the foundation's settings, or a smoke-test budget for --quick.
 type Budget = { LinearEpochs: int; DeepEpochs: int; VaeEpochs: int; ImportanceSamples: int; ScoredImages: int64 }
 
@@ -24,7 +20,7 @@ let full = { LinearEpochs = 20; DeepEpochs = 5; VaeEpochs = 10; ImportanceSample
 let quick = { LinearEpochs = 2; DeepEpochs = 1; VaeEpochs = 1; ImportanceSamples = 50; ScoredImages = 200L }
 
 /// Trains the four models and returns the table's rows.
-let run (budget: Budget) (out: string) (train: torch.Tensor) (test: torch.Tensor) : Row list =
+let run (budget: Budget) (cache: string) (out: string) (train: torch.Tensor) (test: torch.Tensor) : Row list =
     let rows = ResizeArray<Row>()
     let add model setting metric value reference =
         rows.Add { Model = model; Setting = setting; Metric = metric; Value = value; Reference = reference }
@@ -51,34 +47,24 @@ let run (budget: Budget) (out: string) (train: torch.Tensor) (test: torch.Tensor
 
     // Linear AE, k = 10: Baldi & Hornik say it should find PCA's subspace and error.
     log $"Linear AE k = 10: {budget.LinearEpochs} epochs, Adam 1e-3, batch 128"
-    use linear =
-        new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = 10; HiddenSizes = []; Linear = true; Seed = 0; Device = "auto" })
-    linear.Fit(train, { Training.defaults with Epochs = budget.LinearEpochs; Progress = progress "linear AE" }) |> ignore
+    use linear = RunCache.linearAe cache train 10 budget.LinearEpochs
     let linearError = linear.ReconstructionError test
     add "Linear AE" $"k = 10, {budget.LinearEpochs} epochs" "test MSE per pixel" linearError $"PCA k = 10: {pca10Error:G6}"
     add "Linear AE" $"k = 10, {budget.LinearEpochs} epochs" "test MSE / PCA k = 10 MSE" (linearError / pca10Error) "target ≤ 1.03"
-    let span =
-        use eye = torch.eye(10L)
-        use zero = torch.zeros(1L, 10L)
-        use ge = linear.Decode eye
-        use g0 = linear.Decode zero
-        ge - g0
+    use span = LatentSweep.decoderSpan linear 10
     let angles = Subspace.principalAngles span pca10.Components
     add "Linear AE" $"k = 10, {budget.LinearEpochs} epochs" "largest principal angle to PCA (degrees)" (Array.max angles) "a few degrees"
 
     // Deep AE 784-256-64-20
     log $"AE 784-256-64-20: {budget.DeepEpochs} epochs, Adam 1e-3, batch 128"
-    use deep =
-        new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = 20; HiddenSizes = [ 256; 64 ]; Linear = false; Seed = 0; Device = "auto" })
-    deep.Fit(train, { Training.defaults with Epochs = budget.DeepEpochs; Progress = progress "AE" }) |> ignore
+    use deep = RunCache.deepAe cache train 20 budget.DeepEpochs
     let deepError = deep.ReconstructionError test
     add "Deep AE" $"784-256-64-20, {budget.DeepEpochs} epochs" "test MSE per pixel" deepError $"PCA k = 20: {pca20Error:G6}"
 
     // VAE 784-400-20, the PyTorch example's setting.
     let vaeSetting = $"784-400-20, {budget.VaeEpochs} epochs"
     log $"VAE 784-400-20 Bernoulli: {budget.VaeEpochs} epochs, Adam 1e-3, batch 128"
-    use vae = new Vae.VariationalAutoencoder({ Vae.defaults 784 20 with Device = "auto" })
-    vae.Fit(train, { Training.defaults with Epochs = budget.VaeEpochs; Progress = progress "VAE" }) |> ignore
+    use vae = RunCache.exampleVae cache train 20 budget.VaeEpochs
     let negElbo = -(vae.Elbo(test, 1, 0))
     add "VAE" vaeSetting "test −ELBO per example (nats)" negElbo "PyTorch example: 105.7"
     let k, m = budget.ImportanceSamples, budget.ScoredImages

@@ -46,9 +46,12 @@ let unlabelled = { Rows = []; Columns = []; RowAxis = ""; ColumnAxis = "" }
 
 /// The margins around a grid: room for a title, and for the labels there are.
 let private gridPadding (labels: GridLabels) =
+    // About 7 screen pixels per character of tick label, so row names like "linear AE" fit.
+    let widest = labels.Rows |> List.map String.length |> List.fold max 0
     let room (ticks: string list) (tickRoom: float32) (name: string) =
         10f + (if ticks.IsEmpty then 0f else tickRoom) + (if name = "" then 0f else 20f)
-    PixelPadding(left = room labels.Rows 40f labels.RowAxis, right = 10f, bottom = room labels.Columns 20f labels.ColumnAxis, top = 35f)
+    PixelPadding(left = room labels.Rows (max 40f (float32 (7 * widest + 12))) labels.RowAxis, right = 10f,
+                 bottom = room labels.Columns 20f labels.ColumnAxis, top = 35f)
 
 /// Draws images (a [n, 784] array of pixels in [0, 1]) on `plot` as a grid, `columns` per row, white on
 /// black, with a title and labels.
@@ -83,32 +86,14 @@ let imageGrid (path: string) (title: string) (images: float32[,]) (columns: int)
     save path (w + int (pad.Left + pad.Right)) (h + int (pad.Top + pad.Bottom)) plot
     path
 
-/// Saves several titled grids of the same size side by side, `panelColumns` panels per row, as one PNG.
-/// Returns the path.
-let imageGrids (path: string) (panels: (string * float32[,]) list) (columns: int) (panelColumns: int) =
-    let plots = [ for title, images in panels -> let plot = new Plot() in drawImageGrid plot title images columns unlabelled; plot ]
-    let multiplot = Multiplot(plots.Head)
-    plots.Tail |> List.iter (multiplot.AddPlot >> ignore)
-    let panelRows = (panels.Length + panelColumns - 1) / panelColumns
-    multiplot.Layout <- MultiplotLayouts.Grid(panelRows, panelColumns)
-    let w, h = panels |> List.map (fun (_, images) -> gridSize (Array2D.length1 images) columns) |> List.max
-    let pad = gridPadding unlabelled
-    let width = panelColumns * (w + int (pad.Left + pad.Right))
-    let height = panelRows * (h + int (pad.Top + pad.Bottom))
-    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
-    multiplot.SavePng(path, width, height) |> ignore
-    plots |> List.iter (fun p -> p.Dispose())
-    path
-
 /// "10³"-style labels for integer powers of ten.
 let private powerOfTen (exponent: float) =
     let superscript = dict (Seq.zip "-0123456789" "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
     "10" + String(string (int (Math.Round exponent)) |> Seq.map (fun c -> superscript.[c]) |> Array.ofSeq)
 
-/// Saves a line plot of several (name, xs, ys) series with a logarithmic x axis (xs must be positive),
-/// labelled axes, a legend and a title. Returns the path.
-let lineLogX (path: string) (title: string) (xLabel: string) (yLabel: string) (series: (string * float[] * float[]) list) =
-    use plot = new Plot()
+/// Draws several (name, xs, ys) series on `plot` with a logarithmic x axis (xs must be positive),
+/// labelled axes, a legend and a title.
+let drawLinesLogX (plot: Plot) (title: string) (xLabel: string) (yLabel: string) (series: (string * float[] * float[]) list) =
     let palette = Palettes.Category10()
     series |> List.iteri (fun i (name, xs, ys) ->
         let line = plot.Add.Scatter(Array.map Math.Log10 xs, ys, Nullable(palette.GetColor i))
@@ -122,13 +107,37 @@ let lineLogX (path: string) (title: string) (xLabel: string) (yLabel: string) (s
     plot.XLabel xLabel
     plot.YLabel yLabel
     plot.ShowLegend(Alignment.LowerRight) |> ignore
+
+/// Saves a line plot with a logarithmic x axis (see drawLinesLogX). Returns the path.
+let lineLogX (path: string) (title: string) (xLabel: string) (yLabel: string) (series: (string * float[] * float[]) list) =
+    use plot = new Plot()
+    drawLinesLogX plot title xLabel yLabel series
     save path 800 500 plot
     path
 
-/// Saves a scatter of points (xs, ys) coloured by their digit labels 0–9, with a legend, labelled
-/// axes and a title. Returns the path.
-let scatterByDigit (path: string) (title: string) (xLabel: string) (yLabel: string) (xs: float[]) (ys: float[]) (labels: int[]) =
-    use plot = new Plot()
+/// Saves several plots, each drawn by its own function, as panels of one PNG, `panelColumns` per row,
+/// each panel `width` × `height` pixels. Returns the path.
+let panels (path: string) (draws: (Plot -> unit) list) (panelColumns: int) (width: int) (height: int) =
+    let plots = [ for draw in draws -> let plot = new Plot() in draw plot; plot ]
+    let multiplot = Multiplot(plots.Head)
+    plots.Tail |> List.iter (multiplot.AddPlot >> ignore)
+    let panelRows = (plots.Length + panelColumns - 1) / panelColumns
+    multiplot.Layout <- MultiplotLayouts.Grid(panelRows, panelColumns)
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
+    multiplot.SavePng(path, panelColumns * width, panelRows * height) |> ignore
+    plots |> List.iter (fun p -> p.Dispose())
+    path
+
+/// Saves several titled grids of the same size side by side, `panelColumns` panels per row, as one PNG.
+/// Returns the path.
+let imageGrids (path: string) (grids: (string * float32[,]) list) (columns: int) (panelColumns: int) =
+    let w, h = grids |> List.map (fun (_, images) -> gridSize (Array2D.length1 images) columns) |> List.max
+    let pad = gridPadding unlabelled
+    let draws = [ for title, images in grids -> fun plot -> drawImageGrid plot title images columns unlabelled ]
+    panels path draws panelColumns (w + int (pad.Left + pad.Right)) (h + int (pad.Top + pad.Bottom))
+
+/// Draws points (xs, ys) coloured by their digit labels 0–9 on `plot`, with a legend, labelled axes and a title.
+let drawScatterByDigit (plot: Plot) (title: string) (xLabel: string) (yLabel: string) (xs: float[]) (ys: float[]) (labels: int[]) =
     let palette = Palettes.Category10()
     for digit in 0 .. 9 do
         let members = [| for i in 0 .. labels.Length - 1 do if labels.[i] = digit then i |]
@@ -139,5 +148,10 @@ let scatterByDigit (path: string) (title: string) (xLabel: string) (yLabel: stri
     plot.XLabel xLabel
     plot.YLabel yLabel
     plot.ShowLegend(Edge.Right) |> ignore
+
+/// Saves a scatter coloured by digit (see drawScatterByDigit). Returns the path.
+let scatterByDigit (path: string) (title: string) (xLabel: string) (yLabel: string) (xs: float[]) (ys: float[]) (labels: int[]) =
+    use plot = new Plot()
+    drawScatterByDigit plot title xLabel yLabel xs ys labels
     save path 800 700 plot
     path

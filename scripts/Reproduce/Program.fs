@@ -1,42 +1,79 @@
-/// `dotnet fsi build.fsx reproduce` runs this: trains the models and writes paper/results/.
+/// `dotnet fsi build.fsx reproduce` runs this: trains (or loads from runs/) every model, and writes the
+/// figures, tables and paper.md under paper/.
 module Reproduce.Program
 
 open System
+open System.Diagnostics
 open System.IO
 open Research.Core
 
 let private usage () =
-    eprintfn "usage: Reproduce --data <mnist folder> [--out <results folder>] [--figures true|false] [--quick]"
+    eprintfn "usage: Reproduce --data <mnist folder> [--out <paper folder>] [--quick] [--paper-budget]"
+    eprintfn "  --quick         a small budget for every script (writes runs/quick/paper, never paper/)"
+    eprintfn "  --paper-budget  Figure 2 to the paper's 10^8 training samples (days on a CPU)"
     2
+
+/// What each run trains: the default, the smoke test, or Figure 2 at the paper's budget.
+type private Settings =
+    { Comparison: Comparison.Budget; Sweep: LatentSweep.Budget; FigureEpochs: int; Fig2: Fig2Bound.Budget
+      Fig3Budget: int64; Fig3K: int; TrainRows: int64; Cache: string; Paper: string }
+
+let private settings quick paperBudget =
+    if quick then
+        { Comparison = Comparison.quick; Sweep = LatentSweep.quick; FigureEpochs = 1; Fig2 = { Epochs = 1; Latents = [ 3; 20 ]; SearchRows = 1000L }
+          Fig3Budget = 5000L; Fig3K = 10; TrainRows = 10000L; Cache = Path.Combine("runs", "quick"); Paper = Path.Combine("runs", "quick", "paper") }
+    else
+        { Comparison = Comparison.full; Sweep = LatentSweep.full; FigureEpochs = 20
+          Fig2 = { Epochs = (if paperBudget then 1667 else 10); Latents = Fig2Bound.latentSizes; SearchRows = 10000L }
+          Fig3Budget = 1_000_000L; Fig3K = 200
+          TrainRows = 60000L; Cache = "runs"; Paper = "paper" }
 
 [<EntryPoint>]
 let main argv =
     let rec parse (m: Map<string, string>) = function
-        | "--quick" :: rest -> parse (m.Add("--quick", "true")) rest
+        | ("--quick" | "--paper-budget" as flag) :: rest -> parse (m.Add(flag, "true")) rest
         | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k, v)) rest
         | [] -> Some m
         | _ -> None
     match parse Map.empty (List.ofArray argv) with
     | Some opts when opts.ContainsKey "--data" ->
-        let quick = opts.ContainsKey "--quick"
-        // A quick run checks the pipeline; it never overwrites the committed results.
-        let defaultOut = if quick then Path.Combine("runs", "quick", "paper", "results") else Path.Combine("paper", "results")
-        let out = opts.TryFind "--out" |> Option.defaultValue defaultOut |> Path.GetFullPath
+        let s = settings (opts.ContainsKey "--quick") (opts.ContainsKey "--paper-budget")
+        let paper = opts.TryFind "--out" |> Option.defaultValue s.Paper |> Path.GetFullPath
+        let results, figures = Path.Combine(paper, "results"), Path.Combine(paper, "figures")
+        let clock = Stopwatch.StartNew()
+        let step (name: string) f =
+            printfn "\n=== %s (%.0f s so far) ===" name clock.Elapsed.TotalSeconds
+            let written: string list = f ()
+            written |> List.iter (printfn "Wrote %s")
         let all, _ = Mnist.load opts.["--data"] Mnist.Train
         let test, testLabels = Mnist.load opts.["--data"] Mnist.Test
-        use train = if quick then (use _ = all in all.narrow(0L, 0L, 10000L).clone()) else all
+        use train = if s.TrainRows < all.shape.[0] then (use _ = all in all.narrow(0L, 0L, s.TrainRows).clone()) else all
         use test = test
-        let rows = Comparison.run (if quick then Comparison.quick else Comparison.full) out train test
-        let csv, md = Comparison.write out rows
-        printfn "\n%s\n" (File.ReadAllText md)
-        printfn "Wrote %s and %s" csv md
-        if opts.TryFind "--figures" <> Some "false" then
-            let figures = Path.GetFullPath(Path.Combine(out, "..", "figures"))
-            let cache, epochs = if quick then Path.Combine("runs", "quick"), 1 else "runs", 50
-            let written =
-                Fig4Manifold.run cache figures train test testLabels epochs
-                @ [ Fig5Samples.run cache figures train epochs
-                    Interpolation.run cache figures train test testLabels epochs ]
-            written |> List.iter (printfn "Wrote %s")
+        step "PCA, linear AE, deep AE and VAE at the foundation settings" (fun () ->
+            let rows = Comparison.run s.Comparison s.Cache results train test
+            let csv, md = Comparison.write results rows
+            printfn "\n%s" (File.ReadAllText md)
+            [ csv; md; Path.Combine(results, "pca_explained_variance.csv") ])
+        step "Latent sizes: PCA, linear AE, deep AE, VAE" (fun () ->
+            LatentSweep.run s.Sweep s.Cache train test |> LatentSweep.write s.Sweep results figures)
+        step "Reconstructions, 2-D codes and latent perturbations" (fun () ->
+            [ Reconstructions.run s.Sweep s.Cache figures train test testLabels 20
+              Codes2d.run s.Sweep s.Cache figures train test testLabels 5000L
+              yield! Perturbation.run s.Sweep s.Cache figures train test 20 5 ])
+        step "Figures 4 and 5, interpolation" (fun () ->
+            Fig4Manifold.run s.Cache figures train test testLabels s.FigureEpochs
+            @ [ Fig5Samples.run s.Cache figures train s.FigureEpochs
+                Interpolation.run s.Cache figures train test testLabels s.FigureEpochs ])
+        let mutable fig2Points = []
+        step "Figure 2: AEVB against wake-sleep" (fun () ->
+            let written, points = Fig2Bound.run s.Cache results figures s.Fig2 train test
+            fig2Points <- points
+            written)
+        step "Figure 3: marginal log-likelihood" (fun () ->
+            Fig3Marginal.run s.Cache results figures s.Fig3Budget s.Fig3K train test |> fst)
+        step "paper.md" (fun () ->
+            let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget") |> Array.map ((+) " ")))
+            [ Paper.write paper command fig2Points s.Fig2 s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
+        printfn "\nDone in %.0f s. Figures: %s; tables: %s; paper: %s" clock.Elapsed.TotalSeconds figures results (Path.Combine(paper, "paper.md"))
         0
     | _ -> usage ()

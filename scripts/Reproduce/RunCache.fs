@@ -41,3 +41,31 @@ let mnistVae (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) 
             log $"  VAE N_z = {latent} epoch {r.Epoch}: train −ELBO {r.TrainLoss:F2} ({r.Elapsed.TotalSeconds:F1} s)"
         model.Fit(train, { Training.defaults with Epochs = epochs; BatchSize = 100; LearningRate = 1e-3; Progress = progress }) |> ignore
         model)
+
+let private epochLog name (r: Training.EpochReport) =
+    let v = r.ValidationLoss |> Option.map (sprintf ", validation %.4f") |> Option.defaultValue ""
+    log $"  {name} epoch {r.Epoch}: train loss {r.TrainLoss:F4}{v} ({r.Elapsed.TotalSeconds:F1} s)"
+
+/// The linear autoencoder 784-N_z-784 (no nonlinearity), Adam 1e-3, minibatches of 128.
+let linearAe (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) =
+    let name = $"linear-ae-z{latent}-n{train.shape.[0]}-e{epochs}"
+    autoencoder folder name (fun () ->
+        let model = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = latent; HiddenSizes = []; Linear = true; Seed = 0; Device = "auto" })
+        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name }) |> ignore
+        model)
+
+/// The deep autoencoder 784-256-64-N_z (ReLU, sigmoid output), Adam 1e-3, minibatches of 128.
+let deepAe (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) =
+    let name = $"ae-256-64-z{latent}-n{train.shape.[0]}-e{epochs}"
+    autoencoder folder name (fun () ->
+        let model = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = latent; HiddenSizes = [ 256; 64 ]; Linear = false; Seed = 0; Device = "auto" })
+        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name }) |> ignore
+        model)
+
+/// The PyTorch example's VAE 784-400-N_z (ReLU, Bernoulli), Adam 1e-3, minibatches of 128.
+let exampleVae (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) =
+    let name = $"vae-400-z{latent}-n{train.shape.[0]}-e{epochs}"
+    vae folder name (fun () ->
+        let model = new Vae.VariationalAutoencoder({ Vae.defaults 784 latent with Device = "auto" })
+        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name }) |> ignore
+        model)

@@ -1,0 +1,78 @@
+/// Figure 3 of the paper: the estimated marginal log-likelihood against training samples evaluated, for
+/// small and large training sets, AEVB against wake-sleep. The paper estimated log p(x) with an HMC-based
+/// method; we use the importance-weighted estimate log (1/K) Σ p(x, z_k)/q(z_k|x) with the model's encoder.
+module Reproduce.Fig3Marginal
+
+open System
+open System.Globalization
+open System.IO
+open TorchSharp
+open Research.Core
+open Reproduce.PaperModels
+
+/// N_z = 3 and 100 hidden units, as in the paper; the two training set sizes.
+let latent = 3
+let hidden = 100
+let trainSizes = [ 1000L; 50000L ]
+
+/// The estimate after `Samples` training samples, on the training set (first 1000) and the test set (first 1000).
+type Point = { Algorithm: string; TrainSize: int64; Samples: int64; Train: float; Test: float }
+
+let private log (s: string) = printfn "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") s
+let private inv = CultureInfo.InvariantCulture
+let private header = "algorithm,train_size,samples,train_log_likelihood,test_log_likelihood"
+let private toLine p = String.Join(",", p.Algorithm, string p.TrainSize, string p.Samples, p.Train.ToString("R", inv), p.Test.ToString("R", inv))
+let private ofLine (l: string) =
+    let c = l.Split ','
+    { Algorithm = c.[0]; TrainSize = int64 c.[1]; Samples = int64 c.[2]; Train = Double.Parse(c.[3], inv); Test = Double.Parse(c.[4], inv) }
+
+/// Sample counts at which the estimate is taken: 1, 2 and 5 times powers of ten up to the budget.
+let checkpoints (budget: int64) =
+    [ for e in 3 .. 9 do for m in [ 1L; 2L; 5L ] -> m * pown 10L e ] |> List.filter (fun s -> s <= budget)
+
+/// One curve, read from `cache` when it was computed before.
+let curve (cache: string) (algorithm: Algorithm) (trainSize: int64) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
+    let epochs = int (budget / trainSize)
+    let file = Path.Combine(cache, "fig3", $"{name algorithm}-n{trainSize}-s{budget}-k{importanceSamples}.csv")
+    if File.Exists file then File.ReadAllLines file |> Array.skip 1 |> Array.map ofLine |> List.ofArray
+    else
+        use data = train.narrow(0L, 0L, trainSize)
+        let lr = stepSize 10000L algorithm latent hidden data
+        log $"{name algorithm}, N = {trainSize}: step size {lr}, {epochs} epochs"
+        use model = vae latent hidden
+        use trainScored = data.narrow(0L, 0L, min 1000L trainSize)
+        use testScored = test.narrow(0L, 0L, 1000L)
+        let points = ResizeArray<Point>()
+        let mutable pending = checkpoints budget
+        let progress (r: Training.EpochReport) =
+            match pending with
+            | next :: rest when r.ExamplesSeen >= next ->
+                pending <- rest |> List.filter (fun s -> s > r.ExamplesSeen)
+                let p = { Algorithm = name algorithm; TrainSize = trainSize; Samples = r.ExamplesSeen
+                          Train = model.LogLikelihood(trainScored, importanceSamples, 0)
+                          Test = model.LogLikelihood(testScored, importanceSamples, 0) }
+                points.Add p
+                log $"  {name algorithm} N = {trainSize}, {r.ExamplesSeen} samples: log p(x) train {p.Train:F2}, test {p.Test:F2}"
+            | _ -> ()
+        fit algorithm model data { adagrad trainSize lr epochs with Progress = progress } |> ignore
+        Directory.CreateDirectory(Path.GetDirectoryName file) |> ignore
+        File.WriteAllLines(file, header :: [ for p in points -> toLine p ])
+        List.ofSeq points
+
+/// Runs (or reads) every curve and writes `results`/fig3_marginal.csv and `figures`/fig3_marginal.png,
+/// one panel per training set size. Returns the paths and the points.
+let run (cache: string) (results: string) (figures: string) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
+    let points = [ for n in trainSizes do for algorithm in [ Aevb; WakeSleep ] do yield! curve cache algorithm n budget importanceSamples train test ]
+    Directory.CreateDirectory results |> ignore
+    let csv = Path.Combine(results, "fig3_marginal.csv")
+    File.WriteAllLines(csv, header :: List.map toLine points)
+    let panel n (plot: ScottPlot.Plot) =
+        let series alg pick label =
+            let ps = points |> List.filter (fun p -> p.TrainSize = n && p.Algorithm = alg)
+            label, ps |> List.map (fun p -> float p.Samples) |> Array.ofList, ps |> List.map pick |> Array.ofList
+        Plots.drawLinesLogX plot $"N_train = {n}, N_z = {latent} (IW estimate, K = {importanceSamples})" "training samples evaluated"
+            "marginal log-likelihood (nats)"
+            [ series "AEVB" (fun p -> p.Train) "AEVB (train)"; series "AEVB" (fun p -> p.Test) "AEVB (test)"
+              series "Wake-sleep" (fun p -> p.Train) "Wake-sleep (train)"; series "Wake-sleep" (fun p -> p.Test) "Wake-sleep (test)" ]
+    let png = Plots.panels (Path.Combine(figures, "fig3_marginal.png")) [ for n in trainSizes -> panel n ] 2 620 460
+    [ csv; png ], points

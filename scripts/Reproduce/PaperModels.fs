@@ -1,0 +1,45 @@
+/// The models and optimiser of the AEVB paper's MNIST experiments (section 5), and the two algorithms.
+module Reproduce.PaperModels
+
+open TorchSharp
+open Research.Core
+
+/// AEVB (the paper's method) or wake-sleep (its baseline), on the same encoder and decoder.
+type Algorithm =
+    | Aevb
+    | WakeSleep
+
+/// The name used in legends and file names.
+let name = function Aevb -> "AEVB" | WakeSleep -> "Wake-sleep"
+
+/// One hidden layer of tanh units in the encoder and the decoder, a Bernoulli decoder, weights drawn
+/// from N(0, 0.01²) (the paper's "N(0, 0.01)"; we read 0.01 as the standard deviation).
+let vae (latent: int) (hidden: int) =
+    new Vae.VariationalAutoencoder(
+        { Vae.defaults 784 latent with HiddenSizes = [ hidden ]; Activation = Mlp.Tanh; Init = Mlp.Normal 0.01; Device = "auto" })
+
+/// Adagrad on minibatches of M = 100, L = 1, with the N(0, I) prior on the parameters as a weight decay
+/// of 1/N per example.
+let adagrad (trainSize: int64) (stepSize: float) (epochs: int) =
+    { Training.defaults with
+        Optimizer = Training.Adagrad; LearningRate = stepSize; BatchSize = 100; Epochs = epochs
+        WeightDecay = 1.0 / float trainSize }
+
+/// Trains with the chosen algorithm.
+let fit (algorithm: Algorithm) (model: Vae.VariationalAutoencoder) (data: torch.Tensor) (config: Training.TrainingConfig) =
+    match algorithm with
+    | Aevb -> model.Fit(data, config)
+    | WakeSleep -> WakeSleep.fit model data config
+
+/// The paper chose Adagrad's step size from {0.01, 0.02, 0.1} "based on performance on the training set
+/// in the first few iterations": here, the best ELBO on the first `rows` training images after one pass
+/// over them.
+let stepSize (rows: int64) (algorithm: Algorithm) (latent: int) (hidden: int) (train: torch.Tensor) =
+    use first = train.narrow(0L, 0L, min rows train.shape.[0])
+    [ 0.01; 0.02; 0.1 ]
+    |> List.maxBy (fun lr ->
+        use model = vae latent hidden
+        try
+            fit algorithm model first (adagrad train.shape.[0] lr 1) |> ignore
+            model.Elbo(first, 1, 0)
+        with :? Training.DivergedException -> -infinity)
