@@ -15,6 +15,7 @@ let all = testList "Research.Core" [
     LinearAeTests.tests
     TrainingTests.tests
     CheckpointTests.tests
+    ReliabilityTests.tests
 ]
 
 [<EntryPoint>]
