@@ -272,6 +272,17 @@ let concurrency =
             Expect.isTrue overlapped "the calls ran at the same time"
             for r in results do Expect.equal r reference "identical to the single-threaded results"
         }
+        test "torch.set_num_threads is process-wide (docs/reliability.md relies on it)" {
+            Native.ensureLoaded ()
+            let before = torch.get_num_threads ()
+            let wanted = if before = 1 then 2 else 1
+            try
+                torch.set_num_threads wanted
+                let (seen: int list), _ = inParallel [ fun () -> torch.get_num_threads () ]
+                Expect.equal seen [ wanted ] "another thread sees the new count"
+            finally
+                torch.set_num_threads before
+        }
     ]
 
 /// Live tensors on this thread that `f` adds, once its results are disposed.
