@@ -10,7 +10,7 @@ open TorchSharp
 open Research.Core
 open Reproduce.PaperModels
 
-/// N_z = 3 and 100 hidden units, as in the paper; the two training set sizes.
+/// N_z = 3 and 100 hidden units, as in the paper; the paper's two training set sizes.
 let latent = 3
 let hidden = 100
 let trainSizes = [ 1000L; 50000L ]
@@ -31,13 +31,13 @@ let checkpoints (budget: int64) =
     [ for e in 3 .. 9 do for m in [ 1L; 2L; 5L ] -> m * pown 10L e ] |> List.filter (fun s -> s <= budget)
 
 /// One curve, read from `cache` when it was computed before.
-let curve (cache: string) (algorithm: Algorithm) (trainSize: int64) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
+let curve (cache: string) (searchRows: int64) (algorithm: Algorithm) (trainSize: int64) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
     let epochs = int (budget / trainSize)
     let file = Path.Combine(cache, "fig3", $"{name algorithm}-n{trainSize}-s{budget}-k{importanceSamples}.csv")
     if File.Exists file then File.ReadAllLines file |> Array.skip 1 |> Array.map ofLine |> List.ofArray
     else
         use data = train.narrow(0L, 0L, trainSize)
-        let lr = stepSize 10000L algorithm latent hidden data
+        let lr = stepSize searchRows algorithm latent hidden data
         log $"{name algorithm}, N = {trainSize}: step size {lr}, {epochs} epochs"
         use model = vae latent hidden
         use trainScored = data.narrow(0L, 0L, min 1000L trainSize)
@@ -61,8 +61,8 @@ let curve (cache: string) (algorithm: Algorithm) (trainSize: int64) (budget: int
 
 /// Runs (or reads) every curve and writes `results`/fig3_marginal.csv and `figures`/fig3_marginal.png,
 /// one panel per training set size. Returns the paths and the points.
-let run (cache: string) (results: string) (figures: string) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
-    let points = [ for n in trainSizes do for algorithm in [ Aevb; WakeSleep ] do yield! curve cache algorithm n budget importanceSamples train test ]
+let run (cache: string) (results: string) (figures: string) (searchRows: int64) (trainSizes: int64 list) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
+    let points = [ for n in trainSizes do for algorithm in [ Aevb; WakeSleep ] do yield! curve cache searchRows algorithm n budget importanceSamples train test ]
     Directory.CreateDirectory results |> ignore
     let csv = Path.Combine(results, "fig3_marginal.csv")
     File.WriteAllLines(csv, header :: List.map toLine points)

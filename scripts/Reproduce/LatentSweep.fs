@@ -58,7 +58,7 @@ let run (budget: Budget) (cache: string) (train: torch.Tensor) (test: torch.Tens
 
 /// Writes latent_sweep.csv and .md to `results` and latent_sweep.png (test MSE against latent size)
 /// to `figures`. Returns the paths.
-let write (budget: Budget) (results: string) (figures: string) (rows: Row list) =
+let write (budget: Budget) (testCount: int64) (results: string) (figures: string) (rows: Row list) =
     Directory.CreateDirectory results |> ignore
     let inv = Globalization.CultureInfo.InvariantCulture
     let f (v: float) = v.ToString("G6", inv)
@@ -71,7 +71,7 @@ let write (budget: Budget) (results: string) (figures: string) (rows: Row list) 
         [ "| N_z | PCA MSE | linear AE MSE | linear AE vs PCA, largest angle (°) | deep AE MSE | VAE MSE | VAE test ELBO (nats) | VAE log p(x), IW (nats) |"
           "|---:|---:|---:|---:|---:|---:|---:|---:|" ]
         @ [ for r in rows -> $"| {r.Latent} | {f r.PcaMse} | {f r.LinearMse} | {f r.LinearAngle} | {f r.DeepMse} | {f r.VaeMse} | {f r.VaeElbo} | {f r.VaeLogLikelihood} |" ]
-        @ [ ""; $"MSE: mean squared error per pixel on the 10000 test images. Linear AE: {Plots.epochs budget.LinearEpochs}; deep AE 784-256-64-N_z: {Plots.epochs budget.DeepEpochs}; VAE 784-400-N_z: {Plots.epochs budget.VaeEpochs}; all Adam 1e-3, minibatches of 128. IW: K = {budget.ImportanceSamples} importance samples on the first {budget.ScoredImages} test images." ])
+        @ [ ""; $"MSE: mean squared error per pixel on the {testCount} test images. Linear AE: {Plots.epochs budget.LinearEpochs}; deep AE 784-256-64-N_z: {Plots.epochs budget.DeepEpochs}; VAE 784-400-N_z: {Plots.epochs budget.VaeEpochs}; all Adam 1e-3, minibatches of 128. IW: K = {budget.ImportanceSamples} importance samples on the first {budget.ScoredImages} test images." ])
     let xs = rows |> List.map (fun r -> float r.Latent) |> Array.ofList
     let series name pick = name, xs, rows |> List.map pick |> Array.ofList
     let png =

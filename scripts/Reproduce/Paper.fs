@@ -35,8 +35,8 @@ let private fig2Claims (points: Fig2Bound.Point list) =
     let lines =
         [ for latent, above, count in aevbAbove ->
             let a, w = final "AEVB" latent, final "Wake-sleep" latent
-            let verdict = if above then "above wake-sleep's at every one of the" else "not above wake-sleep's at all of the"
-            $"- N_z = {latent}: AEVB's test bound is {verdict} {count} budgets measured; at the end, AEVB {a.Test:F2} nats (train {a.Train:F2}), wake-sleep {w.Test:F2} (train {w.Train:F2})." ]
+            let verdict = if above then "above wake-sleep's at every budget measured" else "not above wake-sleep's at every budget measured"
+            $"- N_z = {latent}: AEVB's test bound is {verdict} ({count} in all); at the end, AEVB {a.Test:F2} nats (train {a.Train:F2}), wake-sleep {w.Test:F2} (train {w.Train:F2})." ]
     let largest = points |> List.map (fun p -> p.Latent) |> List.max
     let big, gapBig = final "AEVB" largest, (final "AEVB" largest).Train - (final "AEVB" largest).Test
     let small = final "AEVB" (points |> List.map (fun p -> p.Latent) |> List.filter (fun l -> l < largest) |> List.max)
@@ -46,7 +46,7 @@ let private fig2Claims (points: Fig2Bound.Point list) =
     String.Join("\n", lines), overfit
 
 /// Writes `paper`/paper.md. `tables` are the generated Markdown tables (relative to `paper`).
-let write (paper: string) (command: string) (fig2Points: Fig2Bound.Point list) (fig2: Fig2Bound.Budget) (fig3Budget: int64) (fig3K: int) (trainSize: int64) (testSize: int64) =
+let write (paper: string) (command: string) (fig2Points: Fig2Bound.Point list) (fig2: Fig2Bound.Budget) (fig3Sizes: string) (fig3Budget: int64) (fig3K: int) (trainSize: int64) (testSize: int64) =
     let table name = File.ReadAllText(Path.Combine(paper, "results", name)).TrimEnd()
     let claims, overfit = fig2Claims fig2Points
     let date = DateTime.UtcNow.ToString "yyyy-MM-dd"
@@ -98,7 +98,7 @@ training images, the test bound on the {testSize} test images, after every epoch
 
 ![Figure 3](figures/fig3_marginal.png)
 
-N_z = 3 and 100 hidden units, trained on the first 1000 or 50000 images for {fig3Budget} samples. The log-likelihood is
+N_z = {Fig3Marginal.latent} and {Fig3Marginal.hidden} hidden units, trained on the first {fig3Sizes} images for {fig3Budget} samples. The log-likelihood is
 the importance-weighted estimate with K = {fig3K} on 1000 images (the paper used an HMC-based estimator).
 
 ### Figure 4: the learned manifold, and the test set in latent space

@@ -16,16 +16,16 @@ let private usage () =
 /// What each run trains: the default, the smoke test, or Figure 2 at the paper's budget.
 type private Settings =
     { Comparison: Comparison.Budget; Sweep: LatentSweep.Budget; FigureEpochs: int; Fig2: Fig2Bound.Budget
-      Fig3Budget: int64; Fig3K: int; TrainRows: int64; Cache: string; Paper: string }
+      Fig3Sizes: int64 list; Fig3Budget: int64; Fig3K: int; TrainRows: int64; Cache: string; Paper: string }
 
 let private settings quick paperBudget =
     if quick then
         { Comparison = Comparison.quick; Sweep = LatentSweep.quick; FigureEpochs = 1; Fig2 = { Epochs = 1; Latents = [ 3; 20 ]; SearchRows = 1000L }
-          Fig3Budget = 5000L; Fig3K = 10; TrainRows = 10000L; Cache = Path.Combine("runs", "quick"); Paper = Path.Combine("runs", "quick", "paper") }
+          Fig3Sizes = [ 1000L; 10000L ]; Fig3Budget = 20000L; Fig3K = 10; TrainRows = 10000L; Cache = Path.Combine("runs", "quick"); Paper = Path.Combine("runs", "quick", "paper") }
     else
         { Comparison = Comparison.full; Sweep = LatentSweep.full; FigureEpochs = 20
           Fig2 = { Epochs = (if paperBudget then 1667 else 10); Latents = Fig2Bound.latentSizes; SearchRows = 10000L }
-          Fig3Budget = 1_000_000L; Fig3K = 200
+          Fig3Sizes = Fig3Marginal.trainSizes; Fig3Budget = 1_000_000L; Fig3K = 200
           TrainRows = 60000L; Cache = "runs"; Paper = "paper" }
 
 [<EntryPoint>]
@@ -55,7 +55,7 @@ let main argv =
             printfn "\n%s" (File.ReadAllText md)
             [ csv; md; Path.Combine(results, "pca_explained_variance.csv") ])
         step "Latent sizes: PCA, linear AE, deep AE, VAE" (fun () ->
-            LatentSweep.run s.Sweep s.Cache train test |> LatentSweep.write s.Sweep results figures)
+            LatentSweep.run s.Sweep s.Cache train test |> LatentSweep.write s.Sweep test.shape.[0] results figures)
         step "Reconstructions, 2-D codes and latent perturbations" (fun () ->
             [ Reconstructions.run s.Sweep s.Cache figures train test testLabels 20
               Codes2d.run s.Sweep s.Cache figures train test testLabels 5000L
@@ -70,10 +70,10 @@ let main argv =
             fig2Points <- points
             written)
         step "Figure 3: marginal log-likelihood" (fun () ->
-            Fig3Marginal.run s.Cache results figures s.Fig3Budget s.Fig3K train test |> fst)
+            Fig3Marginal.run s.Cache results figures s.Fig2.SearchRows s.Fig3Sizes s.Fig3Budget s.Fig3K train test |> fst)
         step "paper.md" (fun () ->
             let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget") |> Array.map ((+) " ")))
-            [ Paper.write paper command fig2Points s.Fig2 s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
+            [ Paper.write paper command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
         printfn "\nDone in %.0f s. Figures: %s; tables: %s; paper: %s" clock.Elapsed.TotalSeconds figures results (Path.Combine(paper, "paper.md"))
         0
     | _ -> usage ()
