@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using System.IO.Compression;
 using System.Reflection;
 using System.Xml.Linq;
@@ -8,7 +9,7 @@ namespace Research.Tests;
 /// a fresh console project outside the repository that references only the packed <c>Research</c> package
 /// builds, patches its own copy of libLibTorchSharp.so and trains PCA and a VAE.</summary>
 [Collection(SubprocessCollection.Name)]
-public sealed class PackageTests
+public sealed class PackageTests(ITestOutputHelper log)
 {
     private static readonly string Root = TestData.RepositoryRoot;
 
@@ -133,6 +134,7 @@ public sealed class PackageTests
             if (Subprocess.SystemNeedsGlibcxxPatch())
                 Assert.Contains("Marked GLIBCXX_3.4.32 weak", build);   // the package's buildTransitive targets ran in the consumer
             var run = await Subprocess.Dotnet(app, minute, Path.Combine(app, "bin", "Release", "net10.0", "Consumer.dll"));
+            log.WriteLine(run);
             Assert.Contains("PCA: MSE", run);
             Assert.Contains("VAE: 3 epochs, ELBO", run);
             var natives = run.Split('\n').Where(l => l.StartsWith("native: ")).Select(l => l["native: ".Length..].Trim()).ToList();
