@@ -42,7 +42,12 @@ let private evalRows = 4096L
 /// An autoencoder x ↦ g(f(x)) trained on mean squared error per element.
 type Autoencoder(config: AutoencoderConfig) =
     let net = networks config
-    let decode (z: Tensor) = let y = net.Decoder.forward z in if config.Linear then y else torch.sigmoid y
+    let decode (z: Tensor) =
+        let y = net.Decoder.forward z
+        if config.Linear then y
+        else
+            use _ = y
+            torch.sigmoid y
     let perExampleError (x: Tensor) =
         use r = decode (net.Encoder.forward x)
         torch.nn.functional.mse_loss(r, x, reduction = torch.nn.Reduction.None).mean([| 1L |])

@@ -28,6 +28,7 @@ let ofSpan (values: ReadOnlySpan<float32>) (rows: int) (device: torch.Device) : 
 let toArray2D (t: Tensor) : float32[,] =
     if t.dim () <> 2L then invalidArg "t" $"Expected a 2-D tensor, got shape %A{t.shape}."
     let rows, cols = int t.shape.[0], int t.shape.[1]
+    use _ = torch.NewDisposeScope() // frees the intermediate tensors of the conversion chain
     use c = t.detach().to_type(torch.ScalarType.Float32).cpu().contiguous()
     let flat = c.data<float32>().ToArray()
     let result = Array2D.zeroCreate rows cols
@@ -36,11 +37,13 @@ let toArray2D (t: Tensor) : float32[,] =
 
 /// Copies a 1-D tensor into a float32 array.
 let toArray (t: Tensor) : float32[] =
+    use _ = torch.NewDisposeScope()
     use c = t.detach().to_type(torch.ScalarType.Float32).cpu().contiguous()
     c.data<float32>().ToArray()
 
 /// Copies a 1-D tensor into a float array (float64).
 let toDoubleArray (t: Tensor) : float[] =
+    use _ = torch.NewDisposeScope()
     use c = t.detach().to_type(torch.ScalarType.Float64).cpu().contiguous()
     c.data<float>().ToArray()
 

@@ -52,12 +52,14 @@ let fit (data: Tensor) (components: int) : PcaFit =
     if components < 1 || components > largest then
         raise (ArgumentOutOfRangeException("components", components,
             $"The number of components must be between 1 and min(n − 1, P) = {largest}."))
+    // Frees the float64 copies of the data (2·n·P·8 bytes) now; only Mean and Components leave.
+    use scope = torch.NewDisposeScope()
     let mean, values, vectors = covarianceEigen data
     let eigenvalues = toDoubleArray values
     let total = Array.sum eigenvalues
     let explained = eigenvalues.[.. components - 1]
-    { Mean = mean.to_type(torch.float32)
-      Components = vectors.narrow(1L, 0L, int64 components).T.to_type(torch.float32).contiguous()
+    { Mean = scope.MoveToOuter(mean.to_type(torch.float32))
+      Components = scope.MoveToOuter(vectors.narrow(1L, 0L, int64 components).T.to_type(torch.float32).contiguous())
       ExplainedVariance = explained
       // Constant data have no variance to explain: report 0 rather than 0/0.
       ExplainedVarianceRatio = explained |> Array.map (fun v -> if total > 0.0 then v / total else 0.0)

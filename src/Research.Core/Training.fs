@@ -93,7 +93,10 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
     let parameters = model.Parameters
     use optimizer = makeOptimizer config parameters
     // The weights before the latest step, restored if the next loss is not finite.
-    let lastGood = parameters |> List.map (fun p -> p.detach().clone())
+    let lastGood =
+        parameters |> List.map (fun p ->
+            use view = p.detach ()
+            view.clone ())
     let restoreLastGood () =
         use _ = torch.no_grad ()
         List.iter2 (fun (p: Modules.Parameter) (s: Tensor) -> p.copy_(s) |> ignore) parameters lastGood

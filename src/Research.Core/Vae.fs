@@ -86,7 +86,7 @@ type VariationalAutoencoder(config: VaeConfig) =
     let outputs = match config.Likelihood with Bernoulli -> config.InputSize | Gaussian -> 2 * config.InputSize
 
     let encode (x: Tensor) =
-        let h = encoder.forward x
+        use h = encoder.forward x // μ and log σ² are views: they keep its storage
         let parts = h.chunk(2L, -1L)
         parts.[0], parts.[1]
 
@@ -107,10 +107,13 @@ type VariationalAutoencoder(config: VaeConfig) =
 
     /// The decoder's mean E[x|z]: Bernoulli probabilities or Gaussian means.
     let decodeMean (z: Tensor) =
-        let out = decoder.forward z
+        use out = decoder.forward z
         match config.Likelihood with
         | Bernoulli -> torch.sigmoid out
-        | Gaussian -> out.chunk(2L, -1L).[0]
+        | Gaussian ->
+            let parts = out.chunk(2L, -1L)
+            parts.[1].Dispose()
+            parts.[0]
 
     /// The β-weighted negative ELBO per example of one minibatch.
     let loss generator (x: Tensor) =

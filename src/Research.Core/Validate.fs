@@ -31,6 +31,8 @@ let rows (name: string) (minRows: int) (data: Tensor) =
     if data.shape.[0] < int64 minRows then
         raise (ArgumentException($"{name} has {data.shape.[0]} rows but at least {minRows} are required.", name))
     if data.shape.[1] = 0L then raise (ArgumentException($"{name} has no columns.", name))
+    // Frees the n×p masks and every other temporary of the check, also when it throws.
+    use _ = torch.NewDisposeScope()
     use finite = torch.isfinite(data).all()
     if not (finite.item<bool> ()) then
         use bad = torch.logical_not(torch.isfinite data).nonzero()
@@ -45,6 +47,7 @@ let matrix (name: string) (features: int) (data: Tensor) =
 
 /// Checks that every value lies in [0, 1], as a Bernoulli likelihood requires.
 let unitInterval (name: string) (data: Tensor) =
+    use _ = torch.NewDisposeScope()
     use outside = torch.logical_or(data.lt((0.0f).ToScalar()), data.gt((1.0f).ToScalar()))
     use anyOutside = outside.any()
     if anyOutside.item<bool> () then

@@ -13,6 +13,7 @@ public static class GaussianKl
         if (mean.Length != logVariance.Length)
             throw new ArgumentException($"mean has {mean.Length} values but logVariance has {logVariance.Length}: they must match.", nameof(logVariance));
         if (mean.Length == 0) throw new ArgumentException("mean is empty: at least one dimension is required.", nameof(mean));
+        using var scope = torch.NewDisposeScope();  // frees the float64 copies and the terms of the sum
         using var mu = Core.Interop.ofSpan(mean, 1, torch.CPU);
         using var logVar = Core.Interop.ofSpan(logVariance, 1, torch.CPU);
         Core.Validate.matrix(nameof(mean), mean.Length, mu);

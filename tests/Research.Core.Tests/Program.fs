@@ -16,7 +16,14 @@ let all = testList "Research.Core" [
     TrainingTests.tests
     CheckpointTests.tests
     WakeSleepTests.tests
+    ReliabilityTests.tests
+    DeterminismTests.tests
 ]
 
 [<EntryPoint>]
-let main argv = runTestsWithCLIArgs [ CLIArguments.Sequenced ] argv all
+let main argv =
+    match argv with
+    // The child mode of the cross-process determinism test (DeterminismTests).
+    | [| "--determinism-child"; out |] -> DeterminismTests.child out None
+    | [| "--determinism-child"; out; "--threads"; n |] -> DeterminismTests.child out (Some(int n))
+    | _ -> runTestsWithCLIArgs [ CLIArguments.Sequenced ] argv all
