@@ -8,13 +8,17 @@ type Tensor = torch.Tensor
 
 /// The architecture of an autoencoder.
 type AutoencoderConfig =
-    { InputSize: int
+    { /// Features per example (784 for MNIST).
+      InputSize: int
+      /// The size of the code; at most InputSize.
       LatentSize: int
       /// Encoder hidden sizes, input side first; the decoder mirrors them.
       HiddenSizes: int list
       /// No nonlinearity at all (and no output sigmoid): the model whose optimum spans the PCA subspace.
       Linear: bool
+      /// Seeds the initial weights.
       Seed: int
+      /// "auto", "cpu", "cuda" or "cuda:N" (see Device.parse).
       Device: string }
 
 /// Checks the sizes of a configuration.

@@ -32,7 +32,13 @@ let MaxRank = 64
 /// A model snapshot: Kind names the model type (checked on load), Options holds its hyper-parameters
 /// as text, Tensors its named parameters. Names and option keys must be unique; tensors must be
 /// float32 or float64 and are stored with their dtype and shape.
-type Checkpoint = { Kind: string; Options: (string * string) list; Tensors: (string * Tensor) list }
+type Checkpoint =
+    { /// The model type, e.g. "vae" or "autoencoder"; load refuses a file of another kind.
+      Kind: string
+      /// The hyper-parameters as (key, text value) pairs, in the order written.
+      Options: (string * string) list
+      /// The named parameter tensors (float32 or float64), in the order written.
+      Tensors: (string * Tensor) list }
 
 let private magic = "RSRCHCKP"B
 

@@ -8,7 +8,11 @@ open System.IO.Compression
 
 /// An IDX array of unsigned bytes (type code 0x08, the only type MNIST uses): its dimensions,
 /// outermost first, and its elements in row-major order. Other IDX element types are rejected.
-type IdxArray = { Dimensions: int[]; Data: byte[] }
+type IdxArray =
+    { /// The size of each dimension, outermost first ([n; 28; 28] for MNIST images).
+      Dimensions: int[]
+      /// The elements in row-major order; its length is the product of Dimensions.
+      Data: byte[] }
 
 /// Type code of unsigned bytes, the only element type this reader accepts.
 let private UnsignedByte = 0x08uy

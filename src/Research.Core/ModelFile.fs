@@ -8,9 +8,11 @@ open TorchSharp
 
 let private inv = CultureInfo.InvariantCulture
 
-/// Text forms of option values, culture-independent and exact for floats.
+/// The text form of an integer option value, culture-independent (read back by `int`).
 let ofInt (v: int) = v.ToString inv
+/// The text form of a float option value, culture-independent and round-trip exact (read back by `float`).
 let ofFloat (v: float) = v.ToString("R", inv)
+/// The text form of a list of integers, comma-separated with no spaces (read back by `ints`).
 let ofInts (vs: int list) = String.Join(",", vs |> List.map ofInt)
 
 let private get (cp: Checkpoint.Checkpoint) key =

@@ -30,9 +30,13 @@ type EpochReport =
 
 /// Settings of one call to fit.
 type TrainingConfig =
-    { Epochs: int
+    { /// Passes over the training data; must be positive.
+      Epochs: int
+      /// Examples per minibatch; must be positive. Above the row count it trains on full batches.
       BatchSize: int
+      /// The optimiser's step size; finite and positive.
       LearningRate: float
+      /// The stochastic gradient method.
       Optimizer: Optimizer
       /// Seeds the minibatch order and every sample drawn during training.
       Seed: int
@@ -51,6 +55,8 @@ let defaults =
       Validation = None; Progress = ignore; Cancellation = CancellationToken.None }
 
 /// Raised when the loss becomes NaN or infinite; the model holds the last weights whose loss was finite.
+/// The fields: message (what happened and what to try, also the exception's Message), epoch and batch
+/// (1-based, the step whose loss was not finite).
 exception DivergedException of message: string * epoch: int * batch: int
     with override this.Message = this.message
 

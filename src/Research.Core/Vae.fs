@@ -23,19 +23,27 @@ type KlEstimator =
 
 /// The architecture and objective of a VAE.
 type VaeConfig =
-    { InputSize: int
+    { /// Features per example (784 for MNIST).
+      InputSize: int
+      /// The dimension of z; at most InputSize.
       LatentSize: int
       /// Encoder hidden sizes, input side first; the decoder mirrors them.
       HiddenSizes: int list
+      /// The decoder's observation model p(x|z).
       Likelihood: Likelihood
+      /// SGVB estimator B (closed-form KL) or A (sampled KL).
       KlEstimator: KlEstimator
       /// L, reparameterised samples per example per step.
       Samples: int
       /// Weight of the KL term (1 gives the ELBO).
       Beta: float
+      /// The nonlinearity between hidden layers (ReLU by default, tanh in the paper).
       Activation: Mlp.Activation
+      /// How the weights are initialised (PyTorch's uniform by default, N(0, 0.01) in the paper).
       Init: Mlp.Init
+      /// Seeds the initial weights.
       Seed: int
+      /// "auto", "cpu", "cuda" or "cuda:N" (see Device.parse).
       Device: string }
 
 /// The PyTorch-example defaults: 784-400-20 style ReLU MLPs, Bernoulli, analytic KL, L = 1, β = 1.

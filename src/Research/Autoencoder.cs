@@ -36,39 +36,78 @@ public sealed class Autoencoder : IDisposable
     /// <summary>The F# core model (TorchSharp modules and tensors, no copies), for F# and advanced C# users.</summary>
     public Core.Autoencoder.Autoencoder CoreModel => _model;
 
+    // Every data-taking method has three overloads (float[,], jagged float[][], a row-major span with a row
+    // count); each converts its input to a tensor with Convert.ToTensor and calls one private tensor method.
+
     /// <summary>Trains on the rows of <paramref name="data"/>; the loss is the mean squared error per element.</summary>
-    public TrainingHistory Fit(float[,] data, TrainingOptions? options = null)
+    public TrainingHistory Fit(float[,] data, TrainingOptions? options = null) => FitTensor(Convert.ToTensor(data, nameof(data)), options);
+
+    /// <summary>Trains on jagged rows (one array per example, all of one length); see <see cref="Fit(float[,], TrainingOptions?)"/>.</summary>
+    public TrainingHistory Fit(float[][] rows, TrainingOptions? options = null) => FitTensor(Convert.ToTensor(rows), options);
+
+    /// <summary>Trains on row-major values split into <paramref name="rows"/> rows; see <see cref="Fit(float[,], TrainingOptions?)"/>.</summary>
+    public TrainingHistory Fit(ReadOnlySpan<float> values, int rows, TrainingOptions? options = null) =>
+        FitTensor(Convert.ToTensor(values, rows), options);
+
+    private TrainingHistory FitTensor(torch.Tensor x, TrainingOptions? options)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        return Convert.Fit(options, config => _model.Fit(x, config));
+        using (x) return Convert.Fit(options, config => _model.Fit(x, config));
     }
 
     /// <summary>The codes f(x), one row per example.</summary>
-    public float[,] Encode(float[,] data)
+    public float[,] Encode(float[,] data) => EncodeTensor(Convert.ToTensor(data, nameof(data)));
+
+    /// <summary>The codes f(x) of jagged rows (one array per example, all of one length), one row per example.</summary>
+    public float[,] Encode(float[][] rows) => EncodeTensor(Convert.ToTensor(rows));
+
+    /// <summary>The codes f(x) of row-major values split into <paramref name="rows"/> rows, one row per example.</summary>
+    public float[,] Encode(ReadOnlySpan<float> values, int rows) => EncodeTensor(Convert.ToTensor(values, rows));
+
+    private float[,] EncodeTensor(torch.Tensor x)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        return Convert.ToArray(_model.Encode(x));
+        using (x) return Convert.ToArray(_model.Encode(x));
     }
 
     /// <summary>The decoded g(z), one row per code.</summary>
-    public float[,] Decode(float[,] codes)
+    public float[,] Decode(float[,] codes) => DecodeTensor(Convert.ToTensor(codes, nameof(codes)));
+
+    /// <summary>The decoded g(z) of jagged codes (one array of <see cref="AutoencoderOptions.LatentSize"/> values per code).</summary>
+    public float[,] Decode(float[][] rows) => DecodeTensor(Convert.ToTensor(rows));
+
+    /// <summary>The decoded g(z) of row-major codes split into <paramref name="rows"/> rows.</summary>
+    public float[,] Decode(ReadOnlySpan<float> values, int rows) => DecodeTensor(Convert.ToTensor(values, rows));
+
+    private float[,] DecodeTensor(torch.Tensor z)
     {
-        using var z = Convert.ToTensor(codes, nameof(codes));
-        return Convert.ToArray(_model.Decode(z));
+        using (z) return Convert.ToArray(_model.Decode(z));
     }
 
     /// <summary>g(f(x)), one row per example.</summary>
-    public float[,] Reconstruct(float[,] data)
+    public float[,] Reconstruct(float[,] data) => ReconstructTensor(Convert.ToTensor(data, nameof(data)));
+
+    /// <summary>g(f(x)) of jagged rows (one array per example, all of one length), one row per example.</summary>
+    public float[,] Reconstruct(float[][] rows) => ReconstructTensor(Convert.ToTensor(rows));
+
+    /// <summary>g(f(x)) of row-major values split into <paramref name="rows"/> rows, one row per example.</summary>
+    public float[,] Reconstruct(ReadOnlySpan<float> values, int rows) => ReconstructTensor(Convert.ToTensor(values, rows));
+
+    private float[,] ReconstructTensor(torch.Tensor x)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        return Convert.ToArray(_model.Reconstruct(x));
+        using (x) return Convert.ToArray(_model.Reconstruct(x));
     }
 
     /// <summary>Mean squared error per element of the reconstructions.</summary>
-    public double ReconstructionError(float[,] data)
+    public double ReconstructionError(float[,] data) => ErrorTensor(Convert.ToTensor(data, nameof(data)));
+
+    /// <summary>Mean squared error per element of the reconstructions of jagged rows (one array per example, all of one length).</summary>
+    public double ReconstructionError(float[][] rows) => ErrorTensor(Convert.ToTensor(rows));
+
+    /// <summary>Mean squared error per element of the reconstructions of row-major values split into <paramref name="rows"/> rows.</summary>
+    public double ReconstructionError(ReadOnlySpan<float> values, int rows) => ErrorTensor(Convert.ToTensor(values, rows));
+
+    private double ErrorTensor(torch.Tensor x)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        return _model.ReconstructionError(x);
+        using (x) return _model.ReconstructionError(x);
     }
 
     /// <summary>Writes the model to <paramref name="path"/> atomically (a temp file, then a rename).</summary>

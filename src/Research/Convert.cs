@@ -15,6 +15,13 @@ internal static class Convert
         return Core.Interop.ofArray2D(data, torch.CPU);
     }
 
+    /// <summary>A CPU float32 tensor holding a copy of jagged <paramref name="rows"/> (one array per example, all of
+    /// one length); Research.Core.Interop.ofJagged checks them.</summary>
+    public static torch.Tensor ToTensor(float[][] rows) => Core.Interop.ofArray2D(Core.Interop.ofJagged(rows), torch.CPU);
+
+    /// <summary>A CPU float32 tensor [rows, values.Length / rows] holding a copy of row-major <paramref name="values"/>.</summary>
+    public static torch.Tensor ToTensor(ReadOnlySpan<float> values, int rows) => Core.Interop.ofSpan(values, rows, torch.CPU);
+
     public static float[,] ToArray(torch.Tensor t)
     {
         using (t) return Core.Interop.toArray2D(t);

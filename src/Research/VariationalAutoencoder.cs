@@ -1,3 +1,4 @@
+using TorchSharp;
 using Core = Research.Core;
 
 namespace Research;
@@ -48,49 +49,102 @@ public sealed class VariationalAutoencoder : IDisposable
 
     /// <summary>Trains on the rows of <paramref name="data"/>; <see cref="EpochReport.TrainLoss"/> is −ELBO per example
     /// (β-weighted when <see cref="VaeOptions.Beta"/> ≠ 1).</summary>
-    public TrainingHistory Fit(float[,] data, TrainingOptions? options = null)
+    public TrainingHistory Fit(float[,] data, TrainingOptions? options = null) => FitTensor(Convert.ToTensor(data, nameof(data)), options);
+
+    // Every data-taking method has three overloads (float[,], jagged float[][], a row-major span with a row
+    // count); each converts its input to a tensor with Convert.ToTensor and calls one private tensor method.
+
+    /// <summary>Trains on jagged rows (one array per example, all of one length); see <see cref="Fit(float[,], TrainingOptions?)"/>.</summary>
+    public TrainingHistory Fit(float[][] rows, TrainingOptions? options = null) => FitTensor(Convert.ToTensor(rows), options);
+
+    /// <summary>Trains on row-major values split into <paramref name="rows"/> rows; see <see cref="Fit(float[,], TrainingOptions?)"/>.</summary>
+    public TrainingHistory Fit(ReadOnlySpan<float> values, int rows, TrainingOptions? options = null) =>
+        FitTensor(Convert.ToTensor(values, rows), options);
+
+    private TrainingHistory FitTensor(torch.Tensor x, TrainingOptions? options)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        return Convert.Fit(options, config => _model.Fit(x, config));
+        using (x) return Convert.Fit(options, config => _model.Fit(x, config));
     }
 
     /// <summary>The parameters of q(z|x): the mean and the log-variance, one row per example.</summary>
-    public (float[,] Mean, float[,] LogVariance) Encode(float[,] data)
+    public (float[,] Mean, float[,] LogVariance) Encode(float[,] data) => EncodeTensor(Convert.ToTensor(data, nameof(data)));
+
+    /// <summary>The parameters of q(z|x) for jagged rows (one array per example, all of one length): the mean and the log-variance, one row per example.</summary>
+    public (float[,] Mean, float[,] LogVariance) Encode(float[][] rows) => EncodeTensor(Convert.ToTensor(rows));
+
+    /// <summary>The parameters of q(z|x) for row-major values split into <paramref name="rows"/> rows: the mean and the log-variance, one row per example.</summary>
+    public (float[,] Mean, float[,] LogVariance) Encode(ReadOnlySpan<float> values, int rows) => EncodeTensor(Convert.ToTensor(values, rows));
+
+    private (float[,] Mean, float[,] LogVariance) EncodeTensor(torch.Tensor x)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        var (mean, logVariance) = _model.Encode(x);
-        return (Convert.ToArray(mean), Convert.ToArray(logVariance));
+        using (x)
+        {
+            var (mean, logVariance) = _model.Encode(x);
+            return (Convert.ToArray(mean), Convert.ToArray(logVariance));
+        }
     }
 
     /// <summary>E[x|z]: Bernoulli probabilities in [0, 1], or Gaussian means, one row per latent vector.</summary>
-    public float[,] Decode(float[,] latent)
+    public float[,] Decode(float[,] latent) => DecodeTensor(Convert.ToTensor(latent, nameof(latent)));
+
+    /// <summary>E[x|z] of jagged latent vectors (one array of <see cref="VaeOptions.LatentSize"/> values each), one row per vector.</summary>
+    public float[,] Decode(float[][] rows) => DecodeTensor(Convert.ToTensor(rows));
+
+    /// <summary>E[x|z] of row-major latent vectors split into <paramref name="rows"/> rows, one row per vector.</summary>
+    public float[,] Decode(ReadOnlySpan<float> values, int rows) => DecodeTensor(Convert.ToTensor(values, rows));
+
+    private float[,] DecodeTensor(torch.Tensor z)
     {
-        using var z = Convert.ToTensor(latent, nameof(latent));
-        return Convert.ToArray(_model.Decode(z));
+        using (z) return Convert.ToArray(_model.Decode(z));
     }
 
     /// <summary>Decodes the posterior mean of each example.</summary>
-    public float[,] Reconstruct(float[,] data)
+    public float[,] Reconstruct(float[,] data) => ReconstructTensor(Convert.ToTensor(data, nameof(data)));
+
+    /// <summary>Decodes the posterior mean of each of jagged rows (one array per example, all of one length).</summary>
+    public float[,] Reconstruct(float[][] rows) => ReconstructTensor(Convert.ToTensor(rows));
+
+    /// <summary>Decodes the posterior mean of each of row-major values split into <paramref name="rows"/> rows.</summary>
+    public float[,] Reconstruct(ReadOnlySpan<float> values, int rows) => ReconstructTensor(Convert.ToTensor(values, rows));
+
+    private float[,] ReconstructTensor(torch.Tensor x)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        return Convert.ToArray(_model.Reconstruct(x));
+        using (x) return Convert.ToArray(_model.Reconstruct(x));
     }
 
     /// <summary>Decodes <paramref name="count"/> draws z ~ N(0, I).</summary>
     public float[,] Sample(int count, int seed = 0) => Convert.ToArray(_model.Sample(count, seed));
 
     /// <summary>The ELBO per example (closed-form KL, <paramref name="samples"/> draws of z), mean over rows, in nats.</summary>
-    public double Elbo(float[,] data, int samples = 1, int seed = 0)
+    public double Elbo(float[,] data, int samples = 1, int seed = 0) => ElboTensor(Convert.ToTensor(data, nameof(data)), samples, seed);
+
+    /// <summary>The ELBO per example of jagged rows (one array per example, all of one length); see <see cref="Elbo(float[,], int, int)"/>.</summary>
+    public double Elbo(float[][] rows, int samples = 1, int seed = 0) => ElboTensor(Convert.ToTensor(rows), samples, seed);
+
+    /// <summary>The ELBO per example of row-major values split into <paramref name="rows"/> rows; see <see cref="Elbo(float[,], int, int)"/>.</summary>
+    public double Elbo(ReadOnlySpan<float> values, int rows, int samples = 1, int seed = 0) =>
+        ElboTensor(Convert.ToTensor(values, rows), samples, seed);
+
+    private double ElboTensor(torch.Tensor x, int samples, int seed)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        return _model.Elbo(x, samples, seed);
+        using (x) return _model.Elbo(x, samples, seed);
     }
 
     /// <summary>The importance-weighted estimate log (1/K) Σ p(x, z_k)/q(z_k|x) of log p(x), mean over rows, in nats.</summary>
-    public double LogLikelihood(float[,] data, int importanceSamples = 5000, int seed = 0)
+    public double LogLikelihood(float[,] data, int importanceSamples = 5000, int seed = 0) =>
+        LogLikelihoodTensor(Convert.ToTensor(data, nameof(data)), importanceSamples, seed);
+
+    /// <summary>The importance-weighted estimate of log p(x) for jagged rows (one array per example, all of one length); see <see cref="LogLikelihood(float[,], int, int)"/>.</summary>
+    public double LogLikelihood(float[][] rows, int importanceSamples = 5000, int seed = 0) =>
+        LogLikelihoodTensor(Convert.ToTensor(rows), importanceSamples, seed);
+
+    /// <summary>The importance-weighted estimate of log p(x) for row-major values split into <paramref name="rows"/> rows; see <see cref="LogLikelihood(float[,], int, int)"/>.</summary>
+    public double LogLikelihood(ReadOnlySpan<float> values, int rows, int importanceSamples = 5000, int seed = 0) =>
+        LogLikelihoodTensor(Convert.ToTensor(values, rows), importanceSamples, seed);
+
+    private double LogLikelihoodTensor(torch.Tensor x, int importanceSamples, int seed)
     {
-        using var x = Convert.ToTensor(data, nameof(data));
-        return _model.LogLikelihood(x, importanceSamples, seed);
+        using (x) return _model.LogLikelihood(x, importanceSamples, seed);
     }
 
     /// <summary>Writes the model to <paramref name="path"/> atomically (a temp file, then a rename).</summary>

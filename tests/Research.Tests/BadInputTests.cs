@@ -54,7 +54,7 @@ public sealed class BadInputTests
         using var ae = SmallAe();
         Assert.ThrowsAny<ArgumentException>(() => ae.Fit(new float[0, 6]));
         Assert.ThrowsAny<ArgumentException>(() => Pca.Fit(new float[0, 6], 1));
-        Assert.Throws<ArgumentNullException>(() => ae.Encode(null!));
+        Assert.Throws<ArgumentNullException>(() => ae.Encode((float[,])null!));
     }
 
     [Fact]
