@@ -9,7 +9,7 @@ open Research.Core
 /// One row of the comparison table.
 type Row = { Model: string; Setting: string; Metric: string; Value: float; Reference: string }
 
-let private log (s: string) = printfn "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") s
+let private log = Log.line
 
 /// Training budgets: the foundation's settings, or a smoke-test budget for --quick.
 type Budget = { LinearEpochs: int; DeepEpochs: int; VaeEpochs: int; ImportanceSamples: int; ScoredImages: int64 }

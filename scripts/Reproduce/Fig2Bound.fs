@@ -22,7 +22,7 @@ type Budget = { Epochs: int; Latents: int list; SearchRows: int64 }
 /// The bound after `Samples` training samples, on (a subset of) the training set and on the test set.
 type Point = { Algorithm: string; Latent: int; Samples: int64; Train: float; Test: float }
 
-let private log (s: string) = printfn "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") s
+let private log = Log.line
 let private inv = CultureInfo.InvariantCulture
 let private header = "algorithm,latent,samples,train_bound,test_bound"
 let private toLine p = String.Join(",", p.Algorithm, string p.Latent, string p.Samples, p.Train.ToString("R", inv), p.Test.ToString("R", inv))

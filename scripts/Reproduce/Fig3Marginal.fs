@@ -18,7 +18,7 @@ let trainSizes = [ 1000L; 50000L ]
 /// The estimate after `Samples` training samples, on the training set (first 1000) and the test set (first 1000).
 type Point = { Algorithm: string; TrainSize: int64; Samples: int64; Train: float; Test: float }
 
-let private log (s: string) = printfn "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") s
+let private log = Log.line
 let private inv = CultureInfo.InvariantCulture
 let private header = "algorithm,train_size,samples,train_log_likelihood,test_log_likelihood"
 let private toLine p = String.Join(",", p.Algorithm, string p.TrainSize, string p.Samples, p.Train.ToString("R", inv), p.Test.ToString("R", inv))

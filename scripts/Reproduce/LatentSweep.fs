@@ -20,7 +20,7 @@ type Row =
     { Latent: int; PcaMse: float; LinearMse: float; LinearAngle: float; DeepMse: float; VaeMse: float
       VaeElbo: float; VaeLogLikelihood: float }
 
-let private log (s: string) = printfn "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") s
+let private log = Log.line
 
 /// The row space of a linear decoder: g(e_i) − g(0) for the unit codes e_i.
 let decoderSpan (ae: Autoencoder.Autoencoder) (latent: int) =

@@ -6,7 +6,7 @@ open System.IO
 open TorchSharp
 open Research.Core
 
-let private log (s: string) = printfn "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") s
+let private log = Log.line
 
 /// The model in `folder`/`name`.model if that file exists, else the one `train` returns, saved there.
 let private cached (load: string -> string -> 'Model) (save: string -> 'Model -> unit) (folder: string) (name: string) (train: unit -> 'Model) : 'Model =
