@@ -1,0 +1,227 @@
+/// Our side of each measurement, run in a child process of the orchestrator (`Bench worker <name> …`)
+/// so that every figure comes from a fresh process, as the Python peers' do, and RSS is this model's own.
+module Bench.Worker
+
+open System
+open System.Diagnostics
+open System.Text.Json.Nodes
+open TorchSharp
+open Research.Core
+open Bench.Common
+
+type Tensor = torch.Tensor
+
+let private put (o: JsonObject) (key: string) (value: obj) =
+    o[key] <-
+        match value with
+        | :? int as i -> JsonValue.Create i :> JsonNode
+        | :? float as x -> JsonValue.Create x :> JsonNode
+        | :? string as v -> JsonValue.Create v :> JsonNode
+        | :? JsonNode as n -> n
+        | v -> failwithf "put: %A" v
+
+let private arr (xs: float seq) = JsonArray([| for x in xs -> JsonValue.Create x :> JsonNode |])
+
+/// Loads TorchSharp with the library's settings (Native.ensureLoaded), records the default thread count,
+/// then sets `threads`.
+let private setup (threads: int) =
+    Native.ensureLoaded ()
+    let defaultThreads = torch.get_num_threads ()
+    torch.set_num_threads threads
+    defaultThreads
+
+let private facts (o: JsonObject) defaultThreads =
+    put o "threads" (torch.get_num_threads ())
+    put o "default_threads" (defaultThreads)
+    put o "mkl_cbwr" ((match Environment.GetEnvironmentVariable "MKL_CBWR" with null -> "(unset)" | v -> v))
+    o
+
+let private train (data: string) (rows: int) =
+    let t, _ = Mnist.load data Mnist.Train
+    if rows >= int t.shape.[0] then t
+    else
+        let s = t.narrow(0L, 0L, int64 rows).clone()
+        t.Dispose()
+        s
+
+/// The best rate of `reps` products of two n×n float32 matrices (torch.mm): the machine's sgemm peak as
+/// this process's libtorch/MKL reaches it.
+let sgemm threads (n: int) (reps: int) =
+    let dt = setup threads
+    use g = new torch.Generator(0UL)
+    use x = torch.randn([| int64 n; int64 n |], generator = g)
+    use y = torch.randn([| int64 n; int64 n |], generator = g)
+    (torch.mm(x, y)).Dispose()
+    let best =
+        [ for _ in 1 .. reps -> snd (time (fun () -> (torch.mm(x, y)).Dispose())) ] |> List.min
+    let o = JsonObject()
+    put o "n" (n)
+    put o "best_s" (best)
+    put o "gflops" (2.0 * float n ** 3.0 / best / 1e9)
+    emit (facts o dt)
+
+let private vaeConfig = { Vae.defaults 784 20 with Device = "cpu" }
+let private aeConfig: Autoencoder.AutoencoderConfig =
+    { InputSize = 784; LatentSize = 20; HiddenSizes = [ 256; 64 ]; Linear = false; Seed = 0; Device = "cpu" }
+
+/// One training epoch through the public Fit, after a warm-up Fit on `warmupSteps` minibatches.
+let epoch (model: string) threads data rows warmupSteps =
+    let dt = setup threads
+    use x = train data rows
+    use warm = x.narrow(0L, 0L, int64 (min rows (warmupSteps * 128)))
+    let cfg = { Training.defaults with Epochs = 1 }
+    let fit =
+        match model with
+        | "vae" ->
+            let m = new Vae.VariationalAutoencoder(vaeConfig)
+            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable)
+        | _ ->
+            let m = new Autoencoder.Autoencoder(aeConfig)
+            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable)
+    let run, m = fit
+    use _m = m
+    run warm |> ignore
+    let reports, seconds = time (fun () -> run x)
+    let o = JsonObject()
+    put o "epoch_s" (seconds)
+    put o "train_loss" ((List.last reports).TrainLoss)
+    put o "rows" (rows)
+    emit (facts o dt)
+
+/// PCA with `k` components: a warm-up fit on 2000 rows, then the timed fit on all rows.
+let pca threads data rows (k: int) =
+    let dt = setup threads
+    use x = train data rows
+    use small = x.narrow(0L, 0L, 2000L)
+    Pca.fit small k |> ignore
+    let fit, seconds = time (fun () -> Pca.fit x k)
+    let o = JsonObject()
+    put o "seconds" (seconds)
+    put o "evr" (arr fit.ExplainedVarianceRatio)
+    put o "rows" (rows)
+    emit (facts o dt)
+
+/// Trains the VAE for `epochs` epochs reading RSS after each, then the test −ELBO and the timed
+/// importance-weighted log-likelihood with `iwSamples` samples on the first `iwRows` test images.
+let vaeRun threads data rows epochs (iwSamples: int) (iwRows: int) =
+    let dt = setup threads
+    use x = train data rows
+    let test, _ = Mnist.load data Mnist.Test
+    use test = test
+    let self = string Environment.ProcessId
+    let before, _ = procStatus self
+    let rss = ResizeArray<float>()
+    let managed = ResizeArray<float>()
+    use vae = new Vae.VariationalAutoencoder(vaeConfig)
+    let progress (r: Training.EpochReport) =
+        let now, _ = procStatus self
+        rss.Add now
+        managed.Add(float (GC.GetTotalMemory false) / 1048576.0)
+        log $"ours VAE epoch {r.Epoch}: train loss {r.TrainLoss:F4} ({r.Elapsed.TotalSeconds:F1} s), RSS {now:F0} MiB"
+    let _, trainS = time (fun () -> vae.Fit(x, { Training.defaults with Epochs = epochs; Progress = progress }))
+    let _, hwmTrain = procStatus self
+    let negElbo = -(vae.Elbo(test, 1, 0))
+    use first = test.narrow(0L, 0L, int64 iwRows)
+    let ll, iwS = time (fun () -> vae.LogLikelihood(first, iwSamples, 0))
+    let _, hwm = procStatus self
+    let o = JsonObject()
+    put o "epochs" (epochs)
+    put o "train_s" (trainS)
+    put o "rss_before_mib" (before)
+    put o "rss_mib" (arr rss)
+    put o "managed_mib" (arr managed)
+    put o "hwm_train_mib" (hwmTrain)
+    put o "hwm_mib" (hwm)
+    put o "test_neg_elbo" (negElbo)
+    put o "iw_s" (iwS)
+    put o "iw_neg_ll" (-ll)
+    put o "iw_samples" (iwSamples)
+    put o "iw_rows" (iwRows)
+    emit (facts o dt)
+
+/// Where the time of one VAE training step goes: the step of Training.fit taken apart (same model, same
+/// loss as Vae.fs's at β = 1, same Adam), each phase timed over `steps` minibatches after 20 warm-up ones.
+/// Also times the input check that Fit runs once over the whole training set.
+let profile threads data rows (steps: int) =
+    let dt = setup threads
+    use x = train data rows
+    let n = x.shape.[0]
+    use vae = new Vae.VariationalAutoencoder(vaeConfig)
+    let _, checkS = time (fun () -> vae.CheckData("data", x))
+    let parameters = vae.Networks.Parameters
+    use opt = torch.optim.Adam(parameters, lr = 1e-3)
+    use g = new torch.Generator(0UL)
+    let lastGood = parameters |> List.map (fun p -> p.detach().clone())
+    use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64)
+    let names = [| "select"; "forward"; "item"; "snapshot"; "zero_grad"; "backward"; "step"; "accumulate" |]
+    let acc = Array.zeroCreate<float> names.Length
+    let sw = Stopwatch()
+    let warmup = 20
+    let mutable order = torch.randperm(n, generator = g)
+    let mutable start = 0L
+    let total = Stopwatch()
+    for s in 0 .. warmup + steps - 1 do
+        if s = warmup then total.Start()
+        if start + 128L > n then
+            order.Dispose()
+            order <- torch.randperm(n, generator = g)
+            start <- 0L
+        use scope = torch.NewDisposeScope()
+        let mark i = (if s >= warmup then acc.[i] <- acc.[i] + sw.Elapsed.TotalSeconds); sw.Restart()
+        sw.Restart()
+        let batch = x.index_select(0L, order.narrow(0L, start, 128L))
+        mark 0
+        let t = Estimators.sgvbB g 1 vae.Model batch
+        let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
+        mark 1
+        let v = loss.item<float32> ()
+        if not (Single.IsFinite v) then failwith "diverged"
+        mark 2
+        do
+            use _ = torch.no_grad ()
+            List.iter2 (fun (c: Tensor) (p: Modules.Parameter) -> c.copy_(p) |> ignore) lastGood parameters
+        mark 3
+        opt.zero_grad ()
+        mark 4
+        loss.backward ()
+        mark 5
+        opt.step () |> ignore
+        mark 6
+        lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * 128.0) |> ignore
+        mark 7
+        start <- start + 128L
+    total.Stop()
+    order.Dispose()
+    lastGood |> List.iter (fun t -> t.Dispose())
+    let o = JsonObject()
+    let phases = JsonObject()
+    for i in 0 .. names.Length - 1 do phases[names.[i]] <- acc.[i] / float steps * 1000.0
+    put o "phases_ms" (phases)
+    put o "step_ms" (total.Elapsed.TotalSeconds / float steps * 1000.0)
+    put o "check_data_s" (checkS)
+    put o "steps" (steps)
+    emit (facts o dt)
+
+/// Parses `--key value` pairs after the worker name and runs it.
+let run (argv: string list) =
+    let rec parse (m: Map<string, string>) = function
+        | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k.Substring 2, v)) rest
+        | [] -> m
+        | other -> failwithf "worker: cannot parse %A" other
+    match argv with
+    | name :: rest ->
+        let o = parse Map.empty rest
+        let i k d = o.TryFind k |> Option.map int |> Option.defaultValue d
+        let threads = i "threads" Environment.ProcessorCount
+        let data = o.TryFind "data" |> Option.defaultValue "data/mnist"
+        let rows = i "rows" 60000
+        match name with
+        | "sgemm" -> sgemm threads (i "n" 2048) (i "reps" 5)
+        | "vae-epoch" -> epoch "vae" threads data rows (i "warmup-steps" 20)
+        | "ae-epoch" -> epoch "ae" threads data rows (i "warmup-steps" 20)
+        | "pca" -> pca threads data rows (i "components" 50)
+        | "vae-run" -> vaeRun threads data rows (i "epochs" 10) (i "iw-samples" 5000) (i "iw-rows" 1000)
+        | "profile" -> profile threads data rows (i "steps" 200)
+        | other -> failwithf "unknown worker %s" other
+        0
+    | [] -> failwith "worker: name missing"
