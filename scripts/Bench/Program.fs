@@ -23,6 +23,7 @@ type Settings =
       SgemmN: int
       ProfileSteps: int
       ProfileReps: int
+      MemorySteps: int
       Threads: int
       Data: string
       Out: string
@@ -129,13 +130,25 @@ let run (s: Settings) =
     let profiles =
         [ ours "profile.ours" "profile" (rows @ steps) []
           ours "profile.ours.cbwr-auto" "profile" (rows @ steps) [ "MKL_CBWR", "AUTO" ]
-          ours "profile.ours.cbwr-off" "profile" (rows @ steps) [ "MKL_CBWR", "OFF" ]
+          ours "profile.ours.cbwr-off" "profile" (rows @ steps) [ "MKL_CBWR", "" ]
           peer "profile.torch" "vae.py" (d @ rows @ steps @ [ "--mode"; "profile" ]) peerEnv
           (fun () -> add "profile.ours.1-thread" (runChild s "profile.ours.1-thread" exe (pre @ [ "worker"; "profile"; "--threads"; "1"; "--data"; s.Data ] @ rows @ steps) []))
+          (fun () ->
+              add "profile.torch.1-thread"
+                  (runChild s "profile.torch.1-thread" Peers.Python ([ Path.Combine("benchmarks", "vae.py"); "--threads"; "1" ] @ d @ rows @ steps @ [ "--mode"; "profile" ]) (Peers.env (Some blas) 1)))
           ours "sgemm.cbwr-auto" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "AUTO" ]
-          ours "sgemm.cbwr-off" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "OFF" ] ]
+          ours "sgemm.cbwr-off" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "" ] ]
     for r in 1 .. s.ProfileReps do
         for p in (if r % 2 = 1 then profiles else List.rev profiles) do p ()
+    // Where resident memory goes during training steps (see Worker.memory), and whether the proposed Adam
+    // reproduces TorchSharp's bit for bit.
+    ours "adam-check" "adam-check" [ "--steps"; "50" ] [] ()
+    ours "pca-profile" "pca-profile" (rows @ [ "--components"; "50" ]) [] ()
+    for variant, env in
+        [ "backward", []; "fit-step", []; "fit-step-gc", []; "cached-adam", []
+          "fit-step", [ "MALLOC_MMAP_THRESHOLD_", "131072" ] ] do
+        let key = if env.IsEmpty then variant else variant + ".mmap-threshold"
+        add $"memory.{key}" (runChild s $"memory.{key}" exe (pre @ [ "worker"; "memory"; "--threads"; t; "--variant"; variant; "--steps"; string s.MemorySteps ]) env)
 
     let mode =
         if s.Quick then "**--quick** (smoke test: small sizes, 1 repetition; not a measurement)" else "full run"
@@ -187,6 +200,7 @@ let main argv =
                   SgemmN = i "sgemm-n" (if quick then 1024 else 4096)
                   ProfileSteps = i "profile-steps" (if quick then 30 else 300)
                   ProfileReps = i "profile-reps" (if quick then 1 else 2)
+                  MemorySteps = i "memory-steps" (if quick then 200 else 600)
                   Threads = i "threads" Environment.ProcessorCount
                   Data = Path.GetFullPath(o.TryFind "data" |> Option.defaultValue (Path.Combine(root, "data", "mnist")))
                   Out = Path.GetFullPath(o.TryFind "out" |> Option.defaultValue (Path.Combine(root, "paper", "results")))
