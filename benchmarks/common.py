@@ -10,7 +10,11 @@ import numpy as np
 
 
 def load_mnist(folder, split):
-    """Pixels of a split as float32 [n, 784] in [0, 1] (the same scaling as Research.Core.Mnist.load)."""
+    """Pixels of a split as float32 [n, 784] in [0, 1] (the same scaling as Research.Core.Mnist.load).
+    folder "synthetic": uniform noise of MNIST's shape, for timing on a machine without the data."""
+    if folder == "synthetic":
+        n = 60000 if split == "train" else 10000
+        return np.random.default_rng(0 if split == "train" else 1).random((n, 784), dtype=np.float32)
     stem = "train" if split == "train" else "t10k"
     with open(os.path.join(folder, f"{stem}-images-idx3-ubyte"), "rb") as f:
         raw = f.read()
