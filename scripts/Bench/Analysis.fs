@@ -7,7 +7,7 @@ open System.Text.Json.Nodes
 open Bench.Common
 open Bench.Report
 
-let markdown (rows: int) (epochs: int) (iwSamples: int) (iwRows: int) (r: Results) (header: string list) =
+let markdown (rows: int) (epochs: int) (iwSamples: int) (iwRows: int) (otherWait: string) (r: Results) (header: string list) =
     let sb = StringBuilder()
     let para (s: string) = sb.AppendLine(s).AppendLine() |> ignore
     para "# Benchmark: Research against PyTorch and scikit-learn"
@@ -120,9 +120,11 @@ let markdown (rows: int) (epochs: int) (iwSamples: int) (iwRows: int) (r: Result
 
     // Profile of one VAE step
     let variants =
-        [ "profile.ours", "ours (MKL_CBWR=AUTO,STRICT, as shipped)"; "profile.ours.cbwr-auto", "ours, MKL_CBWR=AUTO"
+        [ "profile.ours", "ours (as shipped: MKL_CBWR=AUTO,STRICT)"; "profile.ours.cbwr-auto", "ours, MKL_CBWR=AUTO"
           "profile.ours.cbwr-off", "ours, MKL_CBWR empty (CNR off)"; "profile.ours.1-thread", "ours, 1 thread"
-          "profile.torch", "PyTorch 1.13 + OpenBLAS"; "profile.torch.1-thread", "PyTorch, 1 thread" ]
+          "profile.ours.other-wait", $"ours, {otherWait}"
+          "profile.torch", "PyTorch 1.13 + OpenBLAS"; "profile.torch.1-thread", "PyTorch, 1 thread"
+          "profile.torch.other-wait", $"PyTorch, {otherWait}" ]
         |> List.filter (fun (k, _) -> r.ContainsKey k)
     if not variants.IsEmpty then
         para "## Where a VAE training step goes (ms per minibatch of 128, medians)"

@@ -24,6 +24,8 @@ type Settings =
       ProfileSteps: int
       ProfileReps: int
       MemorySteps: int
+      /// OMP_WAIT_POLICY for every child (None: inherited).
+      WaitPolicy: string option
       Threads: int
       Data: string
       Out: string
@@ -31,7 +33,7 @@ type Settings =
       Root: string }
 
 let private usage () =
-    eprintfn "usage: Bench [--quick] [--reps N] [--threads N] [--data <mnist folder>] [--out <results folder>]"
+    eprintfn "usage: Bench [--quick] [--reps N] [--threads N] [--omp-wait-policy PASSIVE|ACTIVE] [--data <mnist folder>] [--out <results folder>]"
     eprintfn "       Bench worker <sgemm|vae-epoch|ae-epoch|pca|vae-run|profile> [--key value]..."
     2
 
@@ -49,7 +51,8 @@ let private runChild (s: Settings) (label: string) (program: string) (args: stri
     log $"""{label}: {String.Concat shown}{Path.GetFileName program} {String.Join(" ", args)}"""
     let psi = ProcessStartInfo(program, args, WorkingDirectory = s.Root, UseShellExecute = false,
                                RedirectStandardOutput = true, RedirectStandardError = true)
-    for k, v in env do psi.Environment[k] <- v
+    for k, v in env do
+        if isNull v then psi.Environment.Remove k |> ignore else psi.Environment[k] <- v
     use p = new Process(StartInfo = psi)
     let mutable result = None
     p.OutputDataReceived.Add(fun e ->
@@ -86,8 +89,13 @@ let run (s: Settings) =
     let loadStart = loadAverage ()
     Peers.ensurePackages ()
     let blas = Peers.ensureOpenBlas s.BlasFolder
-    let peerEnv = Peers.env (Some blas) s.Threads
-    let refEnv = Peers.env None s.Threads
+    // --omp-wait-policy applies to every child, ours and the peers' alike (libtorch and python3-torch both
+    // use libgomp); the profile also runs each side with the other policy.
+    let waitEnv = match s.WaitPolicy with Some p -> [ "OMP_WAIT_POLICY", p ] | None -> []
+    let otherWait = [ "OMP_WAIT_POLICY", (match s.WaitPolicy with Some _ -> null | None -> "PASSIVE") ]
+    let otherWaitName = match s.WaitPolicy with Some _ -> "OMP_WAIT_POLICY unset" | None -> "OMP_WAIT_POLICY=PASSIVE"
+    let peerEnv = Peers.env (Some blas) s.Threads @ waitEnv
+    let refEnv = Peers.env None s.Threads @ waitEnv
     let linkage = Peers.torchBlasLinkage peerEnv
     let refLinkage = Peers.torchBlasLinkage refEnv
     let _, versions, _ =
@@ -101,7 +109,7 @@ let run (s: Settings) =
             results[key].Add r)
     let exe, pre = self
     let ours label worker extra env () =
-        add label (runChild s label exe (pre @ [ "worker"; worker; "--threads"; t; "--data"; s.Data ] @ extra) env)
+        add label (runChild s label exe (pre @ [ "worker"; worker; "--threads"; t; "--data"; s.Data ] @ extra) (waitEnv @ env))
     let peer label script extra env () =
         add label (runChild s label Peers.Python ([ Path.Combine("benchmarks", script); "--threads"; t ] @ extra) env)
     let rows = [ "--rows"; string s.Rows ]
@@ -135,7 +143,9 @@ let run (s: Settings) =
           (fun () -> add "profile.ours.1-thread" (runChild s "profile.ours.1-thread" exe (pre @ [ "worker"; "profile"; "--threads"; "1"; "--data"; s.Data ] @ rows @ steps) []))
           (fun () ->
               add "profile.torch.1-thread"
-                  (runChild s "profile.torch.1-thread" Peers.Python ([ Path.Combine("benchmarks", "vae.py"); "--threads"; "1" ] @ d @ rows @ steps @ [ "--mode"; "profile" ]) (Peers.env (Some blas) 1)))
+                  (runChild s "profile.torch.1-thread" Peers.Python ([ Path.Combine("benchmarks", "vae.py"); "--threads"; "1" ] @ d @ rows @ steps @ [ "--mode"; "profile" ]) (Peers.env (Some blas) 1 @ waitEnv)))
+          ours "profile.ours.other-wait" "profile" (rows @ steps) otherWait
+          peer "profile.torch.other-wait" "vae.py" (d @ rows @ steps @ [ "--mode"; "profile" ]) (peerEnv @ otherWait)
           ours "sgemm.cbwr-auto" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "AUTO" ]
           ours "sgemm.cbwr-off" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "" ] ]
     for r in 1 .. s.ProfileReps do
@@ -158,9 +168,12 @@ let run (s: Settings) =
           "Ours: Research.Core on TorchSharp-cpu 0.107.0 (libtorch 2.10 with MKL; the library sets MKL_CBWR=AUTO,STRICT). "
           + $"Peers: Debian's python3-torch, scikit-learn, numpy ({versions.Trim()}) on Debian's OpenBLAS 0.3.21 (libopenblas0-openmp, unpacked privately) "
           + $"through LD_LIBRARY_PATH: " + String.Join(", ", linkage) + "; without it: " + String.Join(", ", refLinkage) + "."
-          $"Times are medians over {s.Reps} alternating repetitions, each a fresh process, [min–max] after them; "
+          (match s.WaitPolicy with
+           | Some p -> $"Every child ran with OMP_WAIT_POLICY={p} (--omp-wait-policy). "
+           | None -> "OMP_WAIT_POLICY as inherited (unset: libgomp spins at its barriers). ")
+          + $"Times are medians over {s.Reps} alternating repetitions, each a fresh process, [min–max] after them; "
           + "ours / peer is the ratio of the medians, [min–max] of the per-repetition ratios (each pair ran back to back)." ]
-    let md = Analysis.markdown s.Rows s.RunEpochs s.IwSamples s.IwRows results header
+    let md = Analysis.markdown s.Rows s.RunEpochs s.IwSamples s.IwRows otherWaitName results header
     Directory.CreateDirectory s.Out |> ignore
     let mdPath = Path.Combine(s.Out, "bench.md")
     File.WriteAllText(mdPath, md)
@@ -201,6 +214,7 @@ let main argv =
                   ProfileSteps = i "profile-steps" (if quick then 30 else 300)
                   ProfileReps = i "profile-reps" (if quick then 1 else 2)
                   MemorySteps = i "memory-steps" (if quick then 200 else 600)
+                  WaitPolicy = o.TryFind "omp-wait-policy" |> Option.map (fun p -> p.ToUpperInvariant())
                   Threads = i "threads" Environment.ProcessorCount
                   Data = Path.GetFullPath(o.TryFind "data" |> Option.defaultValue (Path.Combine(root, "data", "mnist")))
                   Out = Path.GetFullPath(o.TryFind "out" |> Option.defaultValue (Path.Combine(root, "paper", "results")))
