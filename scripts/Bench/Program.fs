@@ -1,0 +1,223 @@
+/// `dotnet fsi build.fsx bench [--quick]`: measures Research against PyTorch (Debian's python3-torch on
+/// OpenBLAS) and scikit-learn in one run, each measurement a fresh child process, ours and theirs
+/// alternating; prints a Markdown table and writes it to paper/results/bench.md (raw results: bench.json).
+module Bench.Program
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text
+open System.Text.Json.Nodes
+open Bench.Common
+open Bench.Report
+
+type Settings =
+    { Quick: bool
+      /// Alternating repetitions of each timed pair (median and spread over them).
+      Reps: int
+      /// Training rows of the epoch timings and PCA.
+      Rows: int
+      RunEpochs: int
+      IwSamples: int
+      IwRows: int
+      SgemmN: int
+      ProfileSteps: int
+      ProfileReps: int
+      MemorySteps: int
+      /// OMP_WAIT_POLICY for every child (None: inherited).
+      WaitPolicy: string option
+      Threads: int
+      Data: string
+      Out: string
+      BlasFolder: string
+      Root: string }
+
+let private usage () =
+    eprintfn "usage: Bench [--quick] [--reps N] [--threads N] [--omp-wait-policy PASSIVE|ACTIVE] [--data <mnist folder>] [--out <results folder>]"
+    eprintfn "       Bench worker <sgemm|vae-epoch|ae-epoch|pca|vae-run|profile> [--key value]..."
+    2
+
+/// This program, to start our workers: the apphost, or `dotnet Bench.dll`.
+let private self =
+    let p = Environment.ProcessPath
+    if Path.GetFileNameWithoutExtension p = "dotnet" then p, [ Reflection.Assembly.GetEntryAssembly().Location ]
+    else p, []
+
+let private failures = ResizeArray<string>()
+
+/// Runs one child, echoing its output (indented) to stderr; its `@result` line, or None when it failed.
+let private runChild (s: Settings) (label: string) (program: string) (args: string list) (env: (string * string) list) =
+    let shown = env |> List.filter (fun (k, _) -> k <> "PYTHONNOUSERSITE") |> List.map (fun (k, v) -> $"{k}={v} ")
+    log $"""{label}: {String.Concat shown}{Path.GetFileName program} {String.Join(" ", args)}"""
+    let psi = ProcessStartInfo(program, args, WorkingDirectory = s.Root, UseShellExecute = false,
+                               RedirectStandardOutput = true, RedirectStandardError = true)
+    for k, v in env do
+        if isNull v then psi.Environment.Remove k |> ignore else psi.Environment[k] <- v
+    use p = new Process(StartInfo = psi)
+    let mutable result = None
+    p.OutputDataReceived.Add(fun e ->
+        if not (isNull e.Data) then
+            if e.Data.StartsWith ResultPrefix then result <- Some(JsonNode.Parse(e.Data.Substring ResultPrefix.Length).AsObject())
+            else eprintfn "    %s" e.Data)
+    p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then eprintfn "    %s" e.Data)
+    p.Start() |> ignore
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    if not (p.WaitForExit(TimeSpan.FromMinutes 60.0)) then p.Kill true
+    p.WaitForExit()
+    match p.ExitCode, result with
+    | 0, Some r -> Some r
+    | code, _ ->
+        let why = if result.IsNone then ", no result" else ""
+        log $"{label} FAILED (exit {code}{why})"
+        failures.Add label
+        None
+
+let private cpuModel () =
+    try
+        File.ReadAllLines "/proc/cpuinfo"
+        |> Array.tryFind (fun l -> l.StartsWith "model name")
+        |> Option.map (fun l -> l.Substring(l.IndexOf ':' + 1).Trim())
+        |> Option.defaultValue "unknown CPU"
+    with _ -> "unknown CPU"
+
+let private loadAverage () =
+    try (File.ReadAllText "/proc/loadavg").Split(' ') |> Array.take 3 |> String.concat " " with _ -> "n/a"
+
+let run (s: Settings) =
+    let started = DateTime.Now
+    let loadStart = loadAverage ()
+    Peers.ensurePackages ()
+    let blas = Peers.ensureOpenBlas s.BlasFolder
+    // --omp-wait-policy applies to every child, ours and the peers' alike (libtorch and python3-torch both
+    // use libgomp); the profile also runs each side with the other policy.
+    let waitEnv = match s.WaitPolicy with Some p -> [ "OMP_WAIT_POLICY", p ] | None -> []
+    let otherWait = [ "OMP_WAIT_POLICY", (match s.WaitPolicy with Some _ -> null | None -> "PASSIVE") ]
+    let otherWaitName = match s.WaitPolicy with Some _ -> "OMP_WAIT_POLICY unset" | None -> "OMP_WAIT_POLICY=PASSIVE"
+    let peerEnv = Peers.env (Some blas) s.Threads @ waitEnv
+    let refEnv = Peers.env None s.Threads @ waitEnv
+    let linkage = Peers.torchBlasLinkage peerEnv
+    let refLinkage = Peers.torchBlasLinkage refEnv
+    let _, versions, _ =
+        Peers.capture s.Root peerEnv Peers.Python
+            [ "-c"; "import torch, sklearn, numpy; print(torch.__version__, sklearn.__version__, numpy.__version__)" ]
+    let t = string s.Threads
+    let results = Results()
+    let add key (r: JsonObject option) =
+        r |> Option.iter (fun r ->
+            if not (results.ContainsKey key) then results[key] <- ResizeArray()
+            results[key].Add r)
+    let exe, pre = self
+    let ours label worker extra env () =
+        add label (runChild s label exe (pre @ [ "worker"; worker; "--threads"; t; "--data"; s.Data ] @ extra) (waitEnv @ env))
+    let peer label script extra env () =
+        add label (runChild s label Peers.Python ([ Path.Combine("benchmarks", script); "--threads"; t ] @ extra) env)
+    let rows = [ "--rows"; string s.Rows ]
+    let d = [ "--data"; s.Data ]
+
+    // The peer's sgemm on Debian's reference BLAS, once: shows what LD_LIBRARY_PATH buys.
+    let refN = min s.SgemmN 1024
+    peer "torch-refblas.sgemm" "sgemm.py" [ "--n"; string refN; "--reps"; "3" ] refEnv ()
+    let pairs =
+        [ ours "ours.sgemm" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [],
+          peer "torch.sgemm" "sgemm.py" [ "--n"; string s.SgemmN; "--reps"; "5" ] peerEnv
+          ours "ours.vae-epoch" "vae-epoch" rows [], peer "torch.vae-epoch" "vae.py" (d @ rows @ [ "--mode"; "epoch" ]) peerEnv
+          ours "ours.ae-epoch" "ae-epoch" rows [], peer "torch.ae-epoch" "ae.py" (d @ rows) peerEnv
+          ours "ours.pca" "pca" (rows @ [ "--components"; "50" ]) [],
+          peer "sklearn.pca" "pca.py" (d @ rows @ [ "--components"; "50" ]) peerEnv ]
+    for r in 1 .. s.Reps do
+        log $"repetition {r} of {s.Reps}"
+        for a, b in pairs do
+            if r % 2 = 1 then a (); b () else b (); a ()
+    // Once: 10 epochs with RSS readings, the test loss, the importance-weighted likelihood.
+    let iw = [ "--epochs"; string s.RunEpochs; "--iw-samples"; string s.IwSamples; "--iw-rows"; string s.IwRows ]
+    ours "ours.vae-run" "vae-run" (rows @ iw) [] ()
+    peer "torch.vae-run" "vae.py" (d @ rows @ [ "--mode"; "run" ] @ iw) peerEnv ()
+    // Where the time of a VAE step goes, with the library's BLAS settings and without them.
+    let steps = [ "--steps"; string s.ProfileSteps ]
+    let profiles =
+        [ ours "profile.ours" "profile" (rows @ steps) []
+          ours "profile.ours.cbwr-auto" "profile" (rows @ steps) [ "MKL_CBWR", "AUTO" ]
+          ours "profile.ours.cbwr-off" "profile" (rows @ steps) [ "MKL_CBWR", "" ]
+          peer "profile.torch" "vae.py" (d @ rows @ steps @ [ "--mode"; "profile" ]) peerEnv
+          (fun () -> add "profile.ours.1-thread" (runChild s "profile.ours.1-thread" exe (pre @ [ "worker"; "profile"; "--threads"; "1"; "--data"; s.Data ] @ rows @ steps) []))
+          (fun () ->
+              add "profile.torch.1-thread"
+                  (runChild s "profile.torch.1-thread" Peers.Python ([ Path.Combine("benchmarks", "vae.py"); "--threads"; "1" ] @ d @ rows @ steps @ [ "--mode"; "profile" ]) (Peers.env (Some blas) 1 @ waitEnv)))
+          ours "profile.ours.other-wait" "profile" (rows @ steps) otherWait
+          peer "profile.torch.other-wait" "vae.py" (d @ rows @ steps @ [ "--mode"; "profile" ]) (peerEnv @ otherWait)
+          ours "sgemm.cbwr-auto" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "AUTO" ]
+          ours "sgemm.cbwr-off" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "" ] ]
+    for r in 1 .. s.ProfileReps do
+        for p in (if r % 2 = 1 then profiles else List.rev profiles) do p ()
+    // Where resident memory goes during training steps (see Worker.memory), and whether the proposed Adam
+    // reproduces TorchSharp's bit for bit.
+    ours "adam-check" "adam-check" [ "--steps"; "50" ] [] ()
+    ours "pca-profile" "pca-profile" (rows @ [ "--components"; "50" ]) [] ()
+    for variant, env in
+        [ "backward", []; "fit-step", []; "fit-step-gc", []; "cached-adam", []
+          "fit-step", [ "MALLOC_MMAP_THRESHOLD_", "131072" ] ] do
+        let key = if env.IsEmpty then variant else variant + ".mmap-threshold"
+        add $"memory.{key}" (runChild s $"memory.{key}" exe (pre @ [ "worker"; "memory"; "--threads"; t; "--variant"; variant; "--steps"; string s.MemorySteps ]) env)
+
+    let mode =
+        if s.Quick then "**--quick** (smoke test: small sizes, 1 repetition; not a measurement)" else "full run"
+    let header =
+        [ String.Format(inv, "Run {0:yyyy-MM-dd HH:mm} to {1:HH:mm}, {2}; {3}, {4} cores, {5} threads on both sides; load average {6} at the start, {7} at the end.",
+                        started, DateTime.Now, mode, cpuModel (), Environment.ProcessorCount, s.Threads, loadStart, loadAverage ())
+          "Ours: Research.Core on TorchSharp-cpu 0.107.0 (libtorch 2.10 with MKL; the library sets MKL_CBWR=AUTO,STRICT). "
+          + $"Peers: Debian's python3-torch, scikit-learn, numpy ({versions.Trim()}) on Debian's OpenBLAS 0.3.21 (libopenblas0-openmp, unpacked privately) "
+          + $"through LD_LIBRARY_PATH: " + String.Join(", ", linkage) + "; without it: " + String.Join(", ", refLinkage) + "."
+          (match s.WaitPolicy with
+           | Some p -> $"Every child ran with OMP_WAIT_POLICY={p} (--omp-wait-policy). "
+           | None -> "OMP_WAIT_POLICY as inherited (unset: libgomp spins at its barriers). ")
+          + $"Times are medians over {s.Reps} alternating repetitions, each a fresh process, [min–max] after them; "
+          + "ours / peer is the ratio of the medians, [min–max] of the per-repetition ratios (each pair ran back to back)." ]
+    let md = Analysis.markdown s.Rows s.RunEpochs s.IwSamples s.IwRows otherWaitName results header
+    Directory.CreateDirectory s.Out |> ignore
+    let mdPath = Path.Combine(s.Out, "bench.md")
+    File.WriteAllText(mdPath, md)
+    let raw = JsonObject()
+    for KeyValue(k, v) in results do raw[k] <- JsonArray([| for o in v -> JsonNode.Parse(o.ToJsonString()) |])
+    File.WriteAllText(Path.Combine(s.Out, "bench.json"), raw.ToJsonString(Text.Json.JsonSerializerOptions(WriteIndented = true)))
+    printfn "\n%s" md
+    printfn "Wrote %s and bench.json" mdPath
+    if failures.Count > 0 then
+        eprintfn "Failed children: %s" (String.Join(", ", failures))
+        1
+    else 0
+
+[<EntryPoint>]
+let main argv =
+    match List.ofArray argv with
+    | "worker" :: rest -> Worker.run rest
+    | args ->
+        let rec parse (m: Map<string, string>) = function
+            | "--quick" :: rest -> parse (m.Add("quick", "true")) rest
+            | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k.Substring 2, v)) rest
+            | [] -> Some m
+            | _ -> None
+        match parse Map.empty args with
+        | None -> usage ()
+        | Some o ->
+            let root = Directory.GetCurrentDirectory()
+            let quick = o.ContainsKey "quick"
+            let i k d = o.TryFind k |> Option.map int |> Option.defaultValue d
+            let settings =
+                { Quick = quick
+                  Reps = i "reps" (if quick then 1 else 5)
+                  Rows = i "rows" (if quick then 6000 else 60000)
+                  RunEpochs = i "epochs" (if quick then 2 else 10)
+                  IwSamples = i "iw-samples" (if quick then 100 else 5000)
+                  IwRows = i "iw-rows" (if quick then 100 else 1000)
+                  SgemmN = i "sgemm-n" (if quick then 1024 else 4096)
+                  ProfileSteps = i "profile-steps" (if quick then 30 else 300)
+                  ProfileReps = i "profile-reps" (if quick then 1 else 2)
+                  MemorySteps = i "memory-steps" (if quick then 200 else 600)
+                  WaitPolicy = o.TryFind "omp-wait-policy" |> Option.map (fun p -> p.ToUpperInvariant())
+                  Threads = i "threads" Environment.ProcessorCount
+                  Data = Path.GetFullPath(o.TryFind "data" |> Option.defaultValue (Path.Combine(root, "data", "mnist")))
+                  Out = Path.GetFullPath(o.TryFind "out" |> Option.defaultValue (Path.Combine(root, "paper", "results")))
+                  BlasFolder = Path.GetFullPath(o.TryFind "blas" |> Option.defaultValue (Path.Combine(root, "data", "bench", "openblas")))
+                  Root = root }
+            run settings

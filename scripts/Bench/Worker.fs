@@ -1,0 +1,428 @@
+/// Our side of each measurement, run in a child process of the orchestrator (`Bench worker <name> …`)
+/// so that every figure comes from a fresh process, as the Python peers' do, and RSS is this model's own.
+module Bench.Worker
+
+open System
+open System.Diagnostics
+open System.Runtime.InteropServices
+open System.Text.Json.Nodes
+open TorchSharp
+open Research.Core
+open Bench.Common
+
+type Tensor = torch.Tensor
+
+let private put (o: JsonObject) (key: string) (value: obj) =
+    o[key] <-
+        match value with
+        | :? int as i -> JsonValue.Create i :> JsonNode
+        | :? float as x -> JsonValue.Create x :> JsonNode
+        | :? string as v -> JsonValue.Create v :> JsonNode
+        | :? JsonNode as n -> n
+        | v -> failwithf "put: %A" v
+
+let private arr (xs: float seq) = JsonArray([| for x in xs -> JsonValue.Create x :> JsonNode |])
+
+/// Loads TorchSharp with the library's settings (Native.ensureLoaded), records the default thread count,
+/// then sets `threads`.
+let private setup (threads: int) =
+    Native.ensureLoaded ()
+    let defaultThreads = torch.get_num_threads ()
+    torch.set_num_threads threads
+    defaultThreads
+
+let private facts (o: JsonObject) defaultThreads =
+    put o "threads" (torch.get_num_threads ())
+    put o "default_threads" (defaultThreads)
+    put o "mkl_cbwr" ((match Environment.GetEnvironmentVariable "MKL_CBWR" with null -> "(unset)" | v -> v))
+    o
+
+let private train (data: string) (rows: int) =
+    let t, _ = Mnist.load data Mnist.Train
+    if rows >= int t.shape.[0] then t
+    else
+        let s = t.narrow(0L, 0L, int64 rows).clone()
+        t.Dispose()
+        s
+
+[<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+type private IntToInt = delegate of int -> int
+[<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+type private NoArgInt = delegate of unit -> int
+[<UnmanagedFunctionPointer(CallingConvention.Cdecl)>]
+type private VersionString = delegate of byte[] * int -> unit
+
+/// MKL's version and its conditional-numerical-reproducibility state (mkl_cbwr_get(MKL_CBWR_ALL) and the
+/// branch AUTO resolves to on this CPU), read from the MKL statically linked into the loaded libtorch_cpu.
+let private mklFacts (o: JsonObject) =
+    try
+        let lib = Native.loadedLibraries () |> List.find (fun p -> IO.Path.GetFileName(p).StartsWith "libtorch_cpu")
+        let h = NativeLibrary.Load lib
+        let get name = NativeLibrary.GetExport(h, name)
+        let buf = Array.zeroCreate<byte> 256
+        Marshal.GetDelegateForFunctionPointer<VersionString>(get "MKL_Get_Version_String").Invoke(buf, buf.Length)
+        put o "mkl_version" (Text.Encoding.ASCII.GetString(buf).TrimEnd('\000').Trim())
+        let cbwr = Marshal.GetDelegateForFunctionPointer<IntToInt>(get "mkl_serv_cbwr_get").Invoke(-1)
+        put o "mkl_cbwr_get_all" cbwr
+        put o "mkl_cbwr_auto_branch" (Marshal.GetDelegateForFunctionPointer<NoArgInt>(get "mkl_serv_cbwr_get_auto_branch").Invoke())
+    with e -> put o "mkl_error" e.Message
+
+/// The best rate of `reps` products of two n×n float32 matrices (torch.mm): the machine's sgemm peak as
+/// this process's libtorch/MKL reaches it.
+let sgemm threads (n: int) (reps: int) =
+    let dt = setup threads
+    use g = new torch.Generator(0UL)
+    use x = torch.randn([| int64 n; int64 n |], generator = g)
+    use y = torch.randn([| int64 n; int64 n |], generator = g)
+    (torch.mm(x, y)).Dispose()
+    let best =
+        [ for _ in 1 .. reps -> snd (time (fun () -> (torch.mm(x, y)).Dispose())) ] |> List.min
+    let o = JsonObject()
+    put o "n" (n)
+    put o "best_s" (best)
+    put o "gflops" (2.0 * float n ** 3.0 / best / 1e9)
+    mklFacts o
+    emit (facts o dt)
+
+let private vaeConfig = { Vae.defaults 784 20 with Device = "cpu" }
+let private aeConfig: Autoencoder.AutoencoderConfig =
+    { InputSize = 784; LatentSize = 20; HiddenSizes = [ 256; 64 ]; Linear = false; Seed = 0; Device = "cpu" }
+
+/// One training epoch through the public Fit, after a warm-up Fit on `warmupSteps` minibatches.
+let epoch (model: string) threads data rows warmupSteps =
+    let dt = setup threads
+    use x = train data rows
+    use warm = x.narrow(0L, 0L, int64 (min rows (warmupSteps * 128)))
+    let cfg = { Training.defaults with Epochs = 1 }
+    let fit =
+        match model with
+        | "vae" ->
+            let m = new Vae.VariationalAutoencoder(vaeConfig)
+            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable)
+        | _ ->
+            let m = new Autoencoder.Autoencoder(aeConfig)
+            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable)
+    let run, m = fit
+    use _m = m
+    run warm |> ignore
+    let reports, seconds = time (fun () -> run x)
+    let o = JsonObject()
+    put o "epoch_s" (seconds)
+    put o "train_loss" ((List.last reports).TrainLoss)
+    put o "rows" (rows)
+    emit (facts o dt)
+
+/// PCA with `k` components: a warm-up fit on 2000 rows, then the timed fit on all rows.
+let pca threads data rows (k: int) =
+    let dt = setup threads
+    use x = train data rows
+    use small = x.narrow(0L, 0L, 2000L)
+    Pca.fit small k |> ignore
+    let fit, seconds = time (fun () -> Pca.fit x k)
+    let o = JsonObject()
+    put o "seconds" (seconds)
+    put o "evr" (arr fit.ExplainedVarianceRatio)
+    put o "rows" (rows)
+    emit (facts o dt)
+
+/// Trains the VAE for `epochs` epochs reading RSS after each, then the test −ELBO and the timed
+/// importance-weighted log-likelihood with `iwSamples` samples on the first `iwRows` test images.
+let vaeRun threads data rows epochs (iwSamples: int) (iwRows: int) =
+    let dt = setup threads
+    use x = train data rows
+    let test, _ = Mnist.load data Mnist.Test
+    use test = test
+    let self = string Environment.ProcessId
+    let before, _ = procStatus self
+    let rss = ResizeArray<float>()
+    let managed = ResizeArray<float>()
+    use vae = new Vae.VariationalAutoencoder(vaeConfig)
+    let progress (r: Training.EpochReport) =
+        let now, _ = procStatus self
+        rss.Add now
+        managed.Add(float (GC.GetTotalMemory false) / 1048576.0)
+        log $"ours VAE epoch {r.Epoch}: train loss {r.TrainLoss:F4} ({r.Elapsed.TotalSeconds:F1} s), RSS {now:F0} MiB"
+    let _, trainS = time (fun () -> vae.Fit(x, { Training.defaults with Epochs = epochs; Progress = progress }))
+    let _, hwmTrain = procStatus self
+    let negElbo = -(vae.Elbo(test, 1, 0))
+    use first = test.narrow(0L, 0L, int64 iwRows)
+    let ll, iwS = time (fun () -> vae.LogLikelihood(first, iwSamples, 0))
+    let _, hwm = procStatus self
+    let o = JsonObject()
+    put o "epochs" (epochs)
+    put o "train_s" (trainS)
+    put o "rss_before_mib" (before)
+    put o "rss_mib" (arr rss)
+    put o "managed_mib" (arr managed)
+    put o "hwm_train_mib" (hwmTrain)
+    put o "hwm_mib" (hwm)
+    put o "test_neg_elbo" (negElbo)
+    put o "iw_s" (iwS)
+    put o "iw_neg_ll" (-ll)
+    put o "iw_samples" (iwSamples)
+    put o "iw_rows" (iwRows)
+    emit (facts o dt)
+
+/// Where the time of one VAE training step goes: the step of Training.fit taken apart (same model, same
+/// loss as Vae.fs's at β = 1, same Adam), each phase timed over `steps` minibatches after 20 warm-up ones.
+/// Also times the input check that Fit runs once over the whole training set.
+let profile threads data rows (steps: int) =
+    let dt = setup threads
+    use x = train data rows
+    let n = x.shape.[0]
+    use vae = new Vae.VariationalAutoencoder(vaeConfig)
+    let _, checkS = time (fun () -> vae.CheckData("data", x))
+    let parameters = vae.Networks.Parameters
+    use opt = torch.optim.Adam(parameters, lr = 1e-3)
+    use g = new torch.Generator(0UL)
+    let lastGood = parameters |> List.map (fun p -> p.detach().clone())
+    use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64)
+    let names = [| "select"; "forward"; "item"; "snapshot"; "zero_grad"; "backward"; "step"; "accumulate" |]
+    let acc = Array.zeroCreate<float> names.Length
+    let sw = Stopwatch()
+    let warmup = 20
+    let mutable order = torch.randperm(n, generator = g)
+    let mutable start = 0L
+    let total = Stopwatch()
+    for s in 0 .. warmup + steps - 1 do
+        if s = warmup then total.Start()
+        if start + 128L > n then
+            order.Dispose()
+            order <- torch.randperm(n, generator = g)
+            start <- 0L
+        use scope = torch.NewDisposeScope()
+        let mark i = (if s >= warmup then acc.[i] <- acc.[i] + sw.Elapsed.TotalSeconds); sw.Restart()
+        sw.Restart()
+        let batch = x.index_select(0L, order.narrow(0L, start, 128L))
+        mark 0
+        let t = Estimators.sgvbB g 1 vae.Model batch
+        let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
+        mark 1
+        let v = loss.item<float32> ()
+        if not (Single.IsFinite v) then failwith "diverged"
+        mark 2
+        do
+            use _ = torch.no_grad ()
+            List.iter2 (fun (c: Tensor) (p: Modules.Parameter) -> c.copy_(p) |> ignore) lastGood parameters
+        mark 3
+        opt.zero_grad ()
+        mark 4
+        loss.backward ()
+        mark 5
+        opt.step () |> ignore
+        mark 6
+        lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * 128.0) |> ignore
+        mark 7
+        start <- start + 128L
+    total.Stop()
+    order.Dispose()
+    lastGood |> List.iter (fun t -> t.Dispose())
+    let o = JsonObject()
+    let phases = JsonObject()
+    for i in 0 .. names.Length - 1 do phases[names.[i]] <- acc.[i] / float steps * 1000.0
+    put o "phases_ms" (phases)
+    put o "step_ms" (total.Elapsed.TotalSeconds / float steps * 1000.0)
+    put o "check_data_s" (checkS)
+    put o "steps" (steps)
+    emit (facts o dt)
+
+/// Where resident memory grows: `steps` VAE steps on random data doing only part of the training step
+/// ("forward-nograd", "forward", "backward": forward + zero_grad + backward, "step": + Adam, "fit-step": + the
+/// weight snapshot of Training.fit, "fit-step-gc": the same with a full GC every 50 steps, "cached-adam": forward,
+/// backward and CachedAdam), RSS read every 100 steps.
+/// Adam as TorchSharp's Modules.Adam computes it (PyTorch's update, β = (0.9, 0.999), ε = 1e-8, lr 1e-3), but
+/// with its Scalars made once and every temporary disposed at once: the change proposed for Training.fs.
+type CachedAdam(parameters: Modules.Parameter list, lr: float) =
+    let beta1, beta2, eps = 0.9, 0.999, 1e-8
+    let state = [ for p in parameters -> p, torch.zeros_like(p).DetachFromDisposeScope(), torch.zeros_like(p).DetachFromDisposeScope() ]
+    let oneMinusBeta1, beta1S = (1.0 - beta1).ToScalar(), beta1.ToScalar()
+    let oneMinusBeta2, beta2S = (1.0 - beta2).ToScalar(), beta2.ToScalar()
+    let epsS = eps.ToScalar()
+    let mutable step = 0
+    member _.Step() =
+        step <- step + 1
+        let bc1 = 1.0 - Math.Pow(beta1, float step)
+        let bc2 = 1.0 - Math.Pow(beta2, float step)
+        use _ = torch.no_grad ()
+        use stepSize = (-lr / bc1).ToScalar()
+        use rootBc2 = (Math.Sqrt bc2).ToScalar()
+        for p, m, v in state do
+            use grad = p.grad
+            if not (isNull grad) then
+                m.mul_(beta1S).add_(grad, alpha = oneMinusBeta1) |> ignore
+                v.mul_(beta2S).addcmul_(grad, grad, value = oneMinusBeta2) |> ignore
+                use denom = v.sqrt()
+                denom.div_(rootBc2).add_(epsS) |> ignore
+                p.addcdiv_(m, denom, value = stepSize) |> ignore
+    member _.ZeroGrad() =
+        for p, _, _ in state do
+            use g = p.grad
+            if not (isNull g) then g.zero_() |> ignore
+    interface IDisposable with
+        member _.Dispose() =
+            for _, m, v in state do m.Dispose(); v.Dispose()
+            for s in [ oneMinusBeta1; beta1S; oneMinusBeta2; beta2S; epsS ] do s.Dispose()
+
+let memory threads (variant: string) (steps: int) =
+    let dt = setup threads
+    let self = string Environment.ProcessId
+    use x = torch.rand([| 6000L; 784L |])
+    use vae = new Vae.VariationalAutoencoder(vaeConfig)
+    let ps = vae.Networks.Parameters
+    use opt = torch.optim.Adam(ps, lr = 1e-3)
+    use g = new torch.Generator(0UL)
+    let lastGood = ps |> List.map (fun p -> p.detach().clone())
+    use cached = new CachedAdam(ps, 1e-3)
+    let rss = ResizeArray<float>([ fst (procStatus self) ])
+    let stats = DisposeScopeManager.Statistics
+    let live0, outside0 = stats.ThreadTotalLiveCount, stats.CreatedOutsideScopeCount
+    let clock = Stopwatch.StartNew()
+    for s in 1 .. steps do
+        use scope = torch.NewDisposeScope()
+        let b = x.narrow(0L, int64 ((s * 128) % 5800), 128L)
+        if variant = "forward-nograd" then
+            use _ = torch.no_grad ()
+            let t = Estimators.sgvbB g 1 vae.Model b
+            (t.Kl - t.Reconstruction).mean().item<float32> () |> ignore
+        else
+            let t = Estimators.sgvbB g 1 vae.Model b
+            let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
+            loss.item<float32> () |> ignore
+            if variant.StartsWith "fit-step" then
+                use _ = torch.no_grad ()
+                List.iter2 (fun (c: Tensor) (p: Modules.Parameter) -> c.copy_(p) |> ignore) lastGood ps
+            if variant = "cached-adam" then
+                cached.ZeroGrad()
+                loss.backward ()
+                cached.Step()
+            elif variant <> "forward" then
+                opt.zero_grad ()
+                loss.backward ()
+            if variant = "step" || variant.StartsWith "fit-step" then opt.step () |> ignore
+        if variant = "fit-step-gc" && s % 50 = 0 then
+            GC.Collect()
+            GC.WaitForPendingFinalizers()
+        if s % 100 = 0 then rss.Add(fst (procStatus self))
+    lastGood |> List.iter (fun t -> t.Dispose())
+    let o = JsonObject()
+    put o "variant" variant
+    put o "ms_per_step" (clock.Elapsed.TotalMilliseconds / float steps)
+    put o "steps" steps
+    put o "rss_mib" (arr rss)
+    put o "gen0" (GC.CollectionCount 0)
+    put o "live_tensors_per_step" (float (stats.ThreadTotalLiveCount - live0) / float steps)
+    put o "created_outside_scope_per_step" (float (stats.CreatedOutsideScopeCount - outside0) / float steps)
+    emit (facts o dt)
+
+/// Trains two identical VAEs `steps` steps on the same batches and noise, one with TorchSharp's Adam and
+/// one with CachedAdam, and reports the largest parameter difference (0 when the two updates agree bitwise).
+let adamCheck threads (steps: int) =
+    let dt = setup threads
+    use x = torch.rand([| 2048L; 784L |], generator = new torch.Generator(1UL))
+    let train (useCached: bool) =
+        let vae = new Vae.VariationalAutoencoder(vaeConfig)
+        let ps = vae.Networks.Parameters
+        use opt = torch.optim.Adam(ps, lr = 1e-3)
+        use cached = new CachedAdam(ps, 1e-3)
+        use g = new torch.Generator(0UL)
+        for s in 0 .. steps - 1 do
+            use scope = torch.NewDisposeScope()
+            let b = x.narrow(0L, int64 ((s * 128) % 1920), 128L)
+            let t = Estimators.sgvbB g 1 vae.Model b
+            let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
+            if useCached then cached.ZeroGrad() else opt.zero_grad ()
+            loss.backward ()
+            if useCached then cached.Step() else opt.step () |> ignore
+        vae
+    use a = train false
+    use b = train true
+    let diff =
+        List.map2 (fun (p: Modules.Parameter) (q: Modules.Parameter) -> (p - q).abs().max().item<float32> () |> float)
+            a.Networks.Parameters b.Networks.Parameters
+        |> List.max
+    let o = JsonObject()
+    put o "steps" steps
+    put o "max_abs_diff" diff
+    emit (facts o dt)
+
+/// Where Pca.fit's time goes (its covarianceEigen step by step), and a cheaper route to the same figures:
+/// the covariance as a float32 sgemm of the centred data, its eigenvectors in float64, then the top-k
+/// eigenpairs refined by a float64 Rayleigh–Ritz step on the data (W = X_c V, eig of WᵀW/(n−1)) and the
+/// total variance as a float64 sum of squares. Reports seconds per phase and the largest differences
+/// from Pca.fit's explained-variance ratios and variances.
+let pcaProfile threads data rows (k: int) =
+    let dt = setup threads
+    use x = train data rows
+    let n = x.shape.[0]
+    let phases = JsonObject()
+    let timed (name: string) f = let r, sec = time f in phases[name] <- JsonValue.Create sec; r
+    // Pca.fit as it is, then its steps one by one (the same operations as Pca.covarianceEigen).
+    let fit = timed "pca_fit_total" (fun () -> Pca.fit x k)
+    use scope = torch.NewDisposeScope()
+    let x64 = timed "current.to_float64" (fun () -> x.to_type(torch.float64))
+    let mean = timed "current.mean" (fun () -> x64.mean([| 0L |]))
+    let centred = timed "current.centre" (fun () -> x64 - mean)
+    let cov = timed "current.gram_float64" (fun () -> centred.T.matmul(centred) / float (n - 1L))
+    timed "current.eigh" (fun () -> let struct (v, w) = torch.linalg.eigh(cov) in v.flip(0L).clamp_min(0.0), w.flip(1L)) |> ignore
+    x64.Dispose(); centred.Dispose(); cov.Dispose()
+    // The proposal.
+    let sw = Stopwatch.StartNew()
+    let mean32 = timed "proposal.mean" (fun () -> x.sum([| 0L |], false, torch.ScalarType.Float64).div((float n).ToScalar()))
+    let c32 = timed "proposal.centre_float32" (fun () -> x - mean32.to_type(torch.float32))
+    let cov32 = timed "proposal.gram_float32" (fun () -> c32.T.matmul(c32))
+    let top, plain = timed "proposal.eigh_float64" (fun () ->
+        let cov64 = cov32.to_type(torch.float64) / float (n - 1L)
+        let struct (v, w) = torch.linalg.eigh(cov64)
+        // Without the refinement: the float32 covariance's own eigenvalues and trace.
+        let trace = cov64.trace().item<float> ()
+        let plain = Interop.toDoubleArray (v.flip(0L).narrow(0L, 0L, int64 k)) |> Array.map (fun l -> l / trace)
+        w.narrow(1L, 784L - int64 k, int64 k).flip(1L), plain)
+    let values, total = timed "proposal.rayleigh_ritz_float64" (fun () ->
+        let c64 = c32.to_type(torch.float64)
+        let w = c64.matmul(top)
+        let b = w.T.matmul(w) / float (n - 1L)
+        let struct (ritz, _) = torch.linalg.eigh(b)
+        let total = (c64 * c64).sum().item<float> () / float (n - 1L)
+        c64.Dispose()
+        ritz.flip(0L), total)
+    let proposalS = sw.Elapsed.TotalSeconds
+    let ritz = Interop.toDoubleArray values
+    let evr = ritz |> Array.map (fun v -> v / total)
+    let maxDiff (a: float[]) (b: float[]) = Array.map2 (fun x y -> abs (x - y)) a b |> Array.max
+    let relVar = Array.map2 (fun x y -> abs (x - y) / y) ritz fit.ExplainedVariance |> Array.max
+    let o = JsonObject()
+    put o "phases_s" phases
+    put o "proposal_s" proposalS
+    put o "proposal_max_abs_evr_diff" (maxDiff evr fit.ExplainedVarianceRatio)
+    put o "float32_covariance_only_max_abs_evr_diff" (maxDiff plain fit.ExplainedVarianceRatio)
+    put o "proposal_max_rel_variance_diff" relVar
+    put o "proposal_total_variance_rel_diff" (abs (total - fit.TotalVariance) / fit.TotalVariance)
+    put o "rows" rows
+    emit (facts o dt)
+
+/// Parses `--key value` pairs after the worker name and runs it.
+let run (argv: string list) =
+    let rec parse (m: Map<string, string>) = function
+        | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k.Substring 2, v)) rest
+        | [] -> m
+        | other -> failwithf "worker: cannot parse %A" other
+    match argv with
+    | name :: rest ->
+        let o = parse Map.empty rest
+        let i k d = o.TryFind k |> Option.map int |> Option.defaultValue d
+        let threads = i "threads" Environment.ProcessorCount
+        let data = o.TryFind "data" |> Option.defaultValue "data/mnist"
+        let rows = i "rows" 60000
+        match name with
+        | "sgemm" -> sgemm threads (i "n" 2048) (i "reps" 5)
+        | "vae-epoch" -> epoch "vae" threads data rows (i "warmup-steps" 20)
+        | "ae-epoch" -> epoch "ae" threads data rows (i "warmup-steps" 20)
+        | "pca" -> pca threads data rows (i "components" 50)
+        | "vae-run" -> vaeRun threads data rows (i "epochs" 10) (i "iw-samples" 5000) (i "iw-rows" 1000)
+        | "profile" -> profile threads data rows (i "steps" 200)
+        | "pca-profile" -> pcaProfile threads data rows (i "components" 50)
+        | "adam-check" -> adamCheck threads (i "steps" 50)
+        | "memory" -> memory threads (o.TryFind "variant" |> Option.defaultValue "fit-step") (i "steps" 600)
+        | other -> failwithf "unknown worker %s" other
+        0
+    | [] -> failwith "worker: name missing"
