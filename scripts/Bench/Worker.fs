@@ -89,25 +89,27 @@ let private aeConfig: Autoencoder.AutoencoderConfig =
     { InputSize = 784; LatentSize = 20; HiddenSizes = [ 256; 64 ]; Linear = false; Seed = 0; Device = "cpu" }
 
 /// One training epoch through the public Fit, after a warm-up Fit on `warmupSteps` minibatches.
-let epoch (model: string) threads data rows warmupSteps =
+let epoch (model: string) threads data rows warmupSteps (weightDecay: float) =
     let dt = setup threads
     use x = train data rows
     use warm = x.narrow(0L, 0L, int64 (min rows (warmupSteps * 128)))
-    let cfg = { Training.defaults with Epochs = 1 }
+    let cfg = { Training.defaults with Epochs = 1; WeightDecay = weightDecay }
     let fit =
         match model with
         | "vae" ->
             let m = new Vae.VariationalAutoencoder(vaeConfig)
-            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable)
+            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable), (fun () -> m.Networks.Parameters)
         | _ ->
             let m = new Autoencoder.Autoencoder(aeConfig)
-            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable)
-    let run, m = fit
+            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable), (fun () -> m.Networks.Parameters)
+    let run, m, parameters = fit
     use _m = m
     run warm |> ignore
     let reports, seconds = time (fun () -> run x)
     let o = JsonObject()
     put o "epoch_s" (seconds)
+    // A fingerprint of the trained weights (Σ|w| in float64), to compare two builds bit for bit.
+    put o "weights_l1" (parameters () |> List.sumBy (fun p -> p.abs().sum().to_type(torch.ScalarType.Float64).item<float> ()))
     put o "train_loss" ((List.last reports).TrainLoss)
     put o "rows" (rows)
     emit (facts o dt)
@@ -410,13 +412,14 @@ let run (argv: string list) =
     | name :: rest ->
         let o = parse Map.empty rest
         let i k d = o.TryFind k |> Option.map int |> Option.defaultValue d
+        let f k d = o.TryFind k |> Option.map (fun v -> Double.Parse(v, inv)) |> Option.defaultValue d
         let threads = i "threads" Environment.ProcessorCount
         let data = o.TryFind "data" |> Option.defaultValue "data/mnist"
         let rows = i "rows" 60000
         match name with
         | "sgemm" -> sgemm threads (i "n" 2048) (i "reps" 5)
-        | "vae-epoch" -> epoch "vae" threads data rows (i "warmup-steps" 20)
-        | "ae-epoch" -> epoch "ae" threads data rows (i "warmup-steps" 20)
+        | "vae-epoch" -> epoch "vae" threads data rows (i "warmup-steps" 20) (f "weight-decay" 0.0)
+        | "ae-epoch" -> epoch "ae" threads data rows (i "warmup-steps" 20) (f "weight-decay" 0.0)
         | "pca" -> pca threads data rows (i "components" 50)
         | "vae-run" -> vaeRun threads data rows (i "epochs" 10) (i "iw-samples" 5000) (i "iw-rows" 1000)
         | "profile" -> profile threads data rows (i "steps" 200)
