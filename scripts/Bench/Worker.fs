@@ -89,25 +89,27 @@ let private aeConfig: Autoencoder.AutoencoderConfig =
     { InputSize = 784; LatentSize = 20; HiddenSizes = [ 256; 64 ]; Linear = false; Seed = 0; Device = "cpu" }
 
 /// One training epoch through the public Fit, after a warm-up Fit on `warmupSteps` minibatches.
-let epoch (model: string) threads data rows warmupSteps =
+let epoch (model: string) threads data rows warmupSteps (weightDecay: float) =
     let dt = setup threads
     use x = train data rows
     use warm = x.narrow(0L, 0L, int64 (min rows (warmupSteps * 128)))
-    let cfg = { Training.defaults with Epochs = 1 }
+    let cfg = { Training.defaults with Epochs = 1; WeightDecay = weightDecay }
     let fit =
         match model with
         | "vae" ->
             let m = new Vae.VariationalAutoencoder(vaeConfig)
-            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable)
+            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable), (fun () -> m.Networks.Parameters)
         | _ ->
             let m = new Autoencoder.Autoencoder(aeConfig)
-            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable)
-    let run, m = fit
+            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable), (fun () -> m.Networks.Parameters)
+    let run, m, parameters = fit
     use _m = m
     run warm |> ignore
     let reports, seconds = time (fun () -> run x)
     let o = JsonObject()
     put o "epoch_s" (seconds)
+    // A fingerprint of the trained weights (Σ|w| in float64), to compare two builds bit for bit.
+    put o "weights_l1" (parameters () |> List.sumBy (fun p -> p.abs().sum().to_type(torch.ScalarType.Float64).item<float> ()))
     put o "train_loss" ((List.last reports).TrainLoss)
     put o "rows" (rows)
     emit (facts o dt)
@@ -163,73 +165,6 @@ let vaeRun threads data rows epochs (iwSamples: int) (iwRows: int) =
     put o "iw_rows" (iwRows)
     emit (facts o dt)
 
-/// Where the time of one VAE training step goes: the step of Training.fit taken apart (same model, same
-/// loss as Vae.fs's at β = 1, same Adam), each phase timed over `steps` minibatches after 20 warm-up ones.
-/// Also times the input check that Fit runs once over the whole training set.
-let profile threads data rows (steps: int) =
-    let dt = setup threads
-    use x = train data rows
-    let n = x.shape.[0]
-    use vae = new Vae.VariationalAutoencoder(vaeConfig)
-    let _, checkS = time (fun () -> vae.CheckData("data", x))
-    let parameters = vae.Networks.Parameters
-    use opt = torch.optim.Adam(parameters, lr = 1e-3)
-    use g = new torch.Generator(0UL)
-    let lastGood = parameters |> List.map (fun p -> p.detach().clone())
-    use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64)
-    let names = [| "select"; "forward"; "item"; "snapshot"; "zero_grad"; "backward"; "step"; "accumulate" |]
-    let acc = Array.zeroCreate<float> names.Length
-    let sw = Stopwatch()
-    let warmup = 20
-    let mutable order = torch.randperm(n, generator = g)
-    let mutable start = 0L
-    let total = Stopwatch()
-    for s in 0 .. warmup + steps - 1 do
-        if s = warmup then total.Start()
-        if start + 128L > n then
-            order.Dispose()
-            order <- torch.randperm(n, generator = g)
-            start <- 0L
-        use scope = torch.NewDisposeScope()
-        let mark i = (if s >= warmup then acc.[i] <- acc.[i] + sw.Elapsed.TotalSeconds); sw.Restart()
-        sw.Restart()
-        let batch = x.index_select(0L, order.narrow(0L, start, 128L))
-        mark 0
-        let t = Estimators.sgvbB g 1 vae.Model batch
-        let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
-        mark 1
-        let v = loss.item<float32> ()
-        if not (Single.IsFinite v) then failwith "diverged"
-        mark 2
-        do
-            use _ = torch.no_grad ()
-            List.iter2 (fun (c: Tensor) (p: Modules.Parameter) -> c.copy_(p) |> ignore) lastGood parameters
-        mark 3
-        opt.zero_grad ()
-        mark 4
-        loss.backward ()
-        mark 5
-        opt.step () |> ignore
-        mark 6
-        lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * 128.0) |> ignore
-        mark 7
-        start <- start + 128L
-    total.Stop()
-    order.Dispose()
-    lastGood |> List.iter (fun t -> t.Dispose())
-    let o = JsonObject()
-    let phases = JsonObject()
-    for i in 0 .. names.Length - 1 do phases[names.[i]] <- acc.[i] / float steps * 1000.0
-    put o "phases_ms" (phases)
-    put o "step_ms" (total.Elapsed.TotalSeconds / float steps * 1000.0)
-    put o "check_data_s" (checkS)
-    put o "steps" (steps)
-    emit (facts o dt)
-
-/// Where resident memory grows: `steps` VAE steps on random data doing only part of the training step
-/// ("forward-nograd", "forward", "backward": forward + zero_grad + backward, "step": + Adam, "fit-step": + the
-/// weight snapshot of Training.fit, "fit-step-gc": the same with a full GC every 50 steps, "cached-adam": forward,
-/// backward and CachedAdam), RSS read every 100 steps.
 /// Adam as TorchSharp's Modules.Adam computes it (PyTorch's update, β = (0.9, 0.999), ε = 1e-8, lr 1e-3), but
 /// with its Scalars made once and every temporary disposed at once: the change proposed for Training.fs.
 type CachedAdam(parameters: Modules.Parameter list, lr: float) =
@@ -263,6 +198,80 @@ type CachedAdam(parameters: Modules.Parameter list, lr: float) =
             for _, m, v in state do m.Dispose(); v.Dispose()
             for s in [ oneMinusBeta1; beta1S; oneMinusBeta2; beta2S; epsS ] do s.Dispose()
 
+/// Whether this build's Training.fit uses its own cached-Scalar Adam (the PROPOSAL commit) rather than
+/// TorchSharp's torch.optim.Adam; the profile then times the same update (CachedAdam above is its copy).
+let libraryAdamIsCached =
+    typeof<Training.EpochReport>.Assembly.GetTypes() |> Array.exists (fun t -> t.Name = "CachedAdam")
+
+/// Where the time of one VAE training step goes: the step of Training.fit taken apart (same model, same
+/// loss as Vae.fs's at β = 1, same Adam), each phase timed over `steps` minibatches after 20 warm-up ones.
+/// Also times the input check that Fit runs once over the whole training set.
+let profile threads data rows (steps: int) =
+    let dt = setup threads
+    use x = train data rows
+    let n = x.shape.[0]
+    use vae = new Vae.VariationalAutoencoder(vaeConfig)
+    let _, checkS = time (fun () -> vae.CheckData("data", x))
+    let parameters = vae.Networks.Parameters
+    use opt = torch.optim.Adam(parameters, lr = 1e-3)
+    use cached = new CachedAdam(parameters, 1e-3)
+    use g = new torch.Generator(0UL)
+    let lastGood = parameters |> List.map (fun p -> p.detach().clone())
+    use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64)
+    let names = [| "select"; "forward"; "item"; "snapshot"; "zero_grad"; "backward"; "step"; "accumulate" |]
+    let acc = Array.zeroCreate<float> names.Length
+    let sw = Stopwatch()
+    let warmup = 20
+    let mutable order = torch.randperm(n, generator = g)
+    let mutable start = 0L
+    let total = Stopwatch()
+    for s in 0 .. warmup + steps - 1 do
+        if s = warmup then total.Start()
+        if start + 128L > n then
+            order.Dispose()
+            order <- torch.randperm(n, generator = g)
+            start <- 0L
+        use scope = torch.NewDisposeScope()
+        let mark i = (if s >= warmup then acc.[i] <- acc.[i] + sw.Elapsed.TotalSeconds); sw.Restart()
+        sw.Restart()
+        let batch = x.index_select(0L, order.narrow(0L, start, 128L))
+        mark 0
+        let t = Estimators.sgvbB g 1 vae.Model batch
+        let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
+        mark 1
+        let v = loss.item<float32> ()
+        if not (Single.IsFinite v) then failwith "diverged"
+        mark 2
+        do
+            use _ = torch.no_grad ()
+            List.iter2 (fun (c: Tensor) (p: Modules.Parameter) -> c.copy_(p) |> ignore) lastGood parameters
+        mark 3
+        if libraryAdamIsCached then cached.ZeroGrad() else opt.zero_grad ()
+        mark 4
+        loss.backward ()
+        mark 5
+        if libraryAdamIsCached then cached.Step() else opt.step () |> ignore
+        mark 6
+        lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * 128.0) |> ignore
+        mark 7
+        start <- start + 128L
+    total.Stop()
+    order.Dispose()
+    lastGood |> List.iter (fun t -> t.Dispose())
+    let o = JsonObject()
+    let phases = JsonObject()
+    for i in 0 .. names.Length - 1 do phases[names.[i]] <- acc.[i] / float steps * 1000.0
+    put o "phases_ms" (phases)
+    put o "step_ms" (total.Elapsed.TotalSeconds / float steps * 1000.0)
+    put o "check_data_s" (checkS)
+    put o "adam" (if libraryAdamIsCached then "cached (as Training.fit)" else "torch.optim.Adam (as Training.fit)")
+    put o "steps" (steps)
+    emit (facts o dt)
+
+/// Where resident memory grows: `steps` VAE steps on random data doing only part of the training step
+/// ("forward-nograd", "forward", "backward": forward + zero_grad + backward, "step": + Adam, "fit-step": + the
+/// weight snapshot of Training.fit, "fit-step-gc": the same with a full GC every 50 steps, "cached-adam": forward,
+/// backward and CachedAdam), RSS read every 100 steps.
 let memory threads (variant: string) (steps: int) =
     let dt = setup threads
     let self = string Environment.ProcessId
@@ -410,13 +419,14 @@ let run (argv: string list) =
     | name :: rest ->
         let o = parse Map.empty rest
         let i k d = o.TryFind k |> Option.map int |> Option.defaultValue d
+        let f k d = o.TryFind k |> Option.map (fun v -> Double.Parse(v, inv)) |> Option.defaultValue d
         let threads = i "threads" Environment.ProcessorCount
         let data = o.TryFind "data" |> Option.defaultValue "data/mnist"
         let rows = i "rows" 60000
         match name with
         | "sgemm" -> sgemm threads (i "n" 2048) (i "reps" 5)
-        | "vae-epoch" -> epoch "vae" threads data rows (i "warmup-steps" 20)
-        | "ae-epoch" -> epoch "ae" threads data rows (i "warmup-steps" 20)
+        | "vae-epoch" -> epoch "vae" threads data rows (i "warmup-steps" 20) (f "weight-decay" 0.0)
+        | "ae-epoch" -> epoch "ae" threads data rows (i "warmup-steps" 20) (f "weight-decay" 0.0)
         | "pca" -> pca threads data rows (i "components" 50)
         | "vae-run" -> vaeRun threads data rows (i "epochs" 10) (i "iw-samples" 5000) (i "iw-rows" 1000)
         | "profile" -> profile threads data rows (i "steps" 200)
