@@ -24,7 +24,10 @@ let private log2Pi = Math.Log(2.0 * Math.PI)
 /// σ² = mean of the discarded λ_{k+1..P} and W = U_k (Λ_k − σ² I)^½ (rotation R = I).
 /// Requires 1 ≤ k < min(n − 1, P), so that some variance is left for the noise (σ² > 0).
 let fit (data: Tensor) (latent: int) : PpcaModel =
-    let mean, values, vectors = Pca.covarianceEigen data
+    Validate.rows "data" 2 data
+    // The likelihood is exact only with a float64 covariance, whatever the data's dtype.
+    use x = data.to_type(torch.float64)
+    let mean, values, vectors = Pca.covarianceEigen x
     let n, p = data.shape.[0], data.shape.[1]
     let largest = int (min (n - 1L) p) - 1
     if latent < 1 || latent > largest then

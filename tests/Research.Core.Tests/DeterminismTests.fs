@@ -40,7 +40,7 @@ let result () : byte[] =
 /// What the process computes with: the settings that decide the bits.
 let environment () =
     let cbwr = Environment.GetEnvironmentVariable "MKL_CBWR"
-    $"threads {torch.get_num_threads ()}, MKL_CBWR={cbwr}, libtorch {torch.__version__}, {Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}"
+    $"threads {torch.get_num_threads ()}, MKL_CBWR={cbwr}, MKL code path {Native.mklCodePath ()}, libtorch {torch.__version__}, {Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}"
 
 /// The child mode: writes result () to `path` and the environment to stdout; exit code 0.
 let child (path: string) (threads: int option) =
@@ -106,5 +106,22 @@ let tests =
                     Expect.isFalse (a = c) "the control with MKL_CBWR=COMPATIBLE differs (the comparison sees last-bit changes)"
             finally
                 dir.Delete true
+        }
+        test "on AMD, MKL runs its feature-dispatched kernels, and RESEARCH_MKL_VENDOR_CHECK=keep restores its own choice" {
+            match Native.mklCodePath () with
+            | Native.AsShipped reason -> Expect.stringContains (environment ()) "AsShipped" $"not applicable here: {reason}"
+            | path ->
+                Expect.equal path Native.FeatureDispatch "this process uses MKL's kernels for the CPU's features"
+                let dir = Directory.CreateTempSubdirectory("research-mkl-path-")
+                try
+                    let mine = result ()
+                    let code, text, kept = startChild dir.FullName "kept.bin" [] [ Native.VendorCheckVariable, Some "keep" ] ()
+                    figure "child with %s=keep: [%s]" Native.VendorCheckVariable text
+                    Expect.equal code 0 $"the child exits cleanly: {text}"
+                    Expect.stringContains text "KeptByUser" "the child left MKL's vendor check alone"
+                    // Different kernels round differently: seeing a difference proves the switch changed MKL's path.
+                    Expect.isFalse (kept = mine) "MKL's own choice on AMD computes different last bits"
+                finally
+                    dir.Delete true
         }
     ]

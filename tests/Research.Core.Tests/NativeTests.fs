@@ -23,4 +23,15 @@ let tests =
             use t = torch.ones(3L) * 2.0f
             Expect.equal (t.sum().item<float32>()) 6.0f "a tensor computes"
         }
+        test "matrix products are right on whichever MKL code path was chosen (float32 against float64)" {
+            use g = new torch.Generator(5UL)
+            // MNIST-layer shapes, so that MKL takes its blocked, multithreaded kernels.
+            use a = torch.randn([| 256L; 784L |], generator = g)
+            use b = torch.randn([| 784L; 400L |], generator = g)
+            use product = a.matmul(b).to_type(torch.float64)
+            use exact = a.to_type(torch.float64).matmul(b.to_type(torch.float64))
+            use err = (product - exact).abs().max()
+            // Each entry sums 784 products of N(0,1) values (size about 28); float32 rounding gives ~1e-5.
+            Expect.isLessThan (err.item<float> ()) 1e-3 $"largest error, path {Native.mklCodePath ()}"
+        }
     ]

@@ -29,11 +29,20 @@ let tests =
             for seed, n, p in shapes do
                 let data = randomData seed n p p
                 let k = int (min (n - 1L) p)
-                let fit = Pca.fit data k
                 let s = (centred data).Svd(true).S
+                // float64 data: a float64 covariance, exact to float64 rounding.
+                let fit = Pca.fit (data.to_type torch.float64) k
                 for j in 0 .. k - 1 do
                     Expect.floatClose Accuracy.double fit.ExplainedVariance.[j] (s.[j] * s.[j] / float (n - 1L)) $"λ_{j} for [{n},{p}]"
                 Expect.floatClose Accuracy.double fit.TotalVariance (s.PointwisePower(2.0).Sum() / float (n - 1L)) "total variance"
+                // float32 data: a float32 covariance C + E with ‖E‖ of float32 rounding, so by Weyl's inequality
+                // every eigenvalue is within ‖E‖ ≤ (float32 tolerance)·λ₀ of the exact one.
+                let fit32 = Pca.fit data k
+                let bound = Accuracy.single.relative * s.[0] * s.[0] / float (n - 1L)
+                for j in 0 .. k - 1 do
+                    let exact = s.[j] * s.[j] / float (n - 1L)
+                    Expect.isLessThanOrEqual (abs (fit32.ExplainedVariance.[j] - exact)) bound $"float32 λ_{j} for [{n},{p}]"
+                Expect.floatClose Accuracy.single fit32.TotalVariance (s.PointwisePower(2.0).Sum() / float (n - 1L)) "float32 total variance"
         }
 
         test "components span the SVD's right singular vectors (|cos| = 1 each, principal angles 0)" {
@@ -68,14 +77,16 @@ let tests =
             for seed, n, p in shapes do
                 let rank = max 1L (min (n - 1L) p / 2L)
                 let data = randomData seed n p rank
-                for k in 1 .. int (min (n - 1L) p) do
-                    let total = Array.sum (Pca.fit data k).ExplainedVarianceRatio
-                    Expect.isLessThanOrEqual total (1.0 + 1e-12) $"Σ ratios ≤ 1 (k = {k})"
-                    if int64 k >= rank then
-                        // float32 input is rank r only up to rounding: the rest of the spectrum is ~1e-14 of it.
-                        Expect.floatClose Accuracy.double total 1.0 $"Σ ratios = 1 at k = {k} ≥ rank {rank}"
-                    else
-                        Expect.isLessThan total (1.0 - 1e-6) $"Σ ratios < 1 below the rank (k = {k})"
+                // float64 data: the float32 values are rank r up to rounding, and the rest of the spectrum is
+                // ~1e-14 of it. float32 data: the float32 covariance adds eigenvalues of float32 rounding.
+                for input, accuracy in [ data.to_type torch.float64, Accuracy.double; data, Accuracy.single ] do
+                    for k in 1 .. int (min (n - 1L) p) do
+                        let total = Array.sum (Pca.fit input k).ExplainedVarianceRatio
+                        Expect.isLessThanOrEqual total (1.0 + 1e-12) $"Σ ratios ≤ 1 (k = {k})"
+                        if int64 k >= rank then
+                            Expect.floatClose accuracy total 1.0 $"Σ ratios = 1 at k = {k} ≥ rank {rank} ({input.dtype})"
+                        else
+                            Expect.isLessThan total (1.0 - 1e-4) $"Σ ratios < 1 below the rank (k = {k}, {input.dtype})"
         }
 
         test "reconstruction error on the training data is Σ discarded λ·(n − 1)/(n·P) (Eckart–Young)" {

@@ -13,6 +13,7 @@ let all = testList "Research.Core" [
     ProbabilisticPcaTests.tests
     IdxTests.tests
     LinearAeTests.tests
+    OptimisersTests.tests
     TrainingTests.tests
     CheckpointTests.tests
     WakeSleepTests.tests

@@ -363,8 +363,9 @@ let memory =
             figure "3 trained VAEs 784-2000-20: parameters %.1f MiB; native heap %+.1f MiB after creating, %+.2f MiB after Dispose; RSS %+.1f MiB, %+.1f MiB (falls by %.1f MiB on Dispose)"
                 (float parameterBytes / MiB) (float (heap1 - heap0) / MiB) (float (heap2 - heap0) / MiB)
                 (float (rss1 - rss0) / MiB) (float (rss2 - rss0) / MiB) (float (rss1 - rss2) / MiB)
-            // Parameters and their gradients are held while the models live …
-            Expect.isGreaterThan (heap1 - heap0) (parameterBytes * 18L / 10L) "parameters and gradients are on the native heap"
+            // Parameters are held while the models live, and their gradients are freed when Fit returns …
+            Expect.isGreaterThan (heap1 - heap0) (parameterBytes * 9L / 10L) "the parameters are on the native heap"
+            Expect.isLessThan (heap1 - heap0) (parameterBytes * 15L / 10L) "the gradients were freed when Fit returned"
             // … and given back by Dispose, to the heap and to the system. (RSS alone is noisy by ±25 MiB here:
             // the GC commits and decommits its own memory; so the drop on Dispose is what is compared.)
             // Within 10% of the parameters: one leaked model of the three would be 33%, and one-off buffers of
@@ -415,8 +416,10 @@ let private soak (images: int) (epochs: int) =
     figure "  RSS %+.0f KiB from epoch 2 to %d (median %+.1f KiB per epoch)" (kib (rss.[last] - rss.[1])) epochs (kib (perEpoch rss))
     Expect.equal live.[last] live.[1] "live tensors at the last epoch equal those at epoch 2"
     Expect.sequenceEqual live (Seq.replicate epochs live.[0]) "and at every epoch"
-    // 8 KiB per epoch is 400 bytes per minibatch; what the finalizer frees is about 4 KiB per minibatch.
-    Expect.isLessThanOrEqual (perEpoch heap) 8192L "the native heap does not grow from epoch to epoch (median ≤ 8 KiB)"
+    // 16 KiB per epoch is 800 bytes per minibatch, below any tensor of this model (the smallest per-step one,
+    // the 100×8 codes, is 3.2 KB, i.e. 64 KiB per epoch). MKL's AVX-512 kernels keep per-thread buffers
+    // whose total wanders by a few KiB between epochs (medians of 0–11 KiB measured), hence not 8 KiB.
+    Expect.isLessThanOrEqual (perEpoch heap) 16384L "the native heap does not grow from epoch to epoch (median ≤ 16 KiB)"
     Expect.isLessThan (heap.[last] - heap.[1]) (8L <<< 20) "the native heap grows by less than 8 MiB in all"
     Expect.isLessThan (rss.[last] - rss.[1]) (24L <<< 20) "RSS grows by less than 24 MiB in all"
 

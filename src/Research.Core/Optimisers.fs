@@ -1,0 +1,82 @@
+/// The update rules of the stochastic gradient methods, applied to a model's flat parameter buffer.
+module Research.Core.Optimisers
+
+open System
+open TorchSharp
+
+type Tensor = torch.Tensor
+
+/// One optimiser as the trainer drives it: gradients are zeroed, backward fills them, Step updates.
+type IStepRule =
+    inherit IDisposable
+    /// Zeroes every gradient.
+    abstract ZeroGrad: unit -> unit
+    /// Applies one update from the current gradients.
+    abstract Step: unit -> unit
+
+/// The L2 penalty's gradient added to the loss gradient (PyTorch's weight_decay), or the gradient itself.
+let private penalised (flat: FlatParameters.FlatParameters) (decay: Scalar option) =
+    match decay with
+    | Some d -> flat.Grads.add(flat.Values, alpha = d)
+    | None -> flat.Grads.alias ()
+
+/// Native Scalars made once: TorchSharp turns each double into a Scalar that is otherwise left to the
+/// finalizer, and one per step interleaved with parameter-sized temporaries kept glibc from reusing its
+/// heap (RSS grew by about one parameter set per step).
+let private scalars (xs: float list) = xs |> List.map (fun x -> x.ToScalar()) |> List.toArray
+
+/// Adam (Kingma & Ba 2015) as PyTorch computes it, β = (0.9, 0.999), ε = 1e-8: with g the gradient plus
+/// the L2 term, m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε).
+type private Adam(flat: FlatParameters.FlatParameters, lr: float, weightDecay: float) =
+    let beta1, beta2 = 0.9, 0.999
+    let m = torch.zeros_like flat.Values
+    let v = torch.zeros_like flat.Values
+    let s = scalars [ beta1; 1.0 - beta1; beta2; 1.0 - beta2; 1e-8; weightDecay ]
+    let decay = if weightDecay <> 0.0 then Some s.[5] else None
+    let mutable step = 0
+    interface IStepRule with
+        member _.ZeroGrad() = flat.Grads.zero_() |> ignore
+        member _.Step() =
+            use _ = torch.no_grad ()
+            step <- step + 1
+            let bc1 = 1.0 - Math.Pow(beta1, float step)
+            let bc2 = 1.0 - Math.Pow(beta2, float step)
+            use g = penalised flat decay
+            m.mul_(s.[0]).add_(g, alpha = s.[1]) |> ignore
+            v.mul_(s.[2]).addcmul_(g, g, value = s.[3]) |> ignore
+            use rootBc2 = (Math.Sqrt bc2).ToScalar()
+            use stepSize = (-(lr / bc1)).ToScalar()
+            use denom = v.sqrt ()
+            denom.div_(rootBc2).add_(s.[4]) |> ignore
+            flat.Values.addcdiv_(m, denom, value = stepSize) |> ignore
+        member _.Dispose() =
+            m.Dispose()
+            v.Dispose()
+            for x in s do x.Dispose()
+
+/// Adagrad (Duchi et al. 2011), the AEVB paper's optimiser, as PyTorch computes it with no learning-rate
+/// decay, ε = 1e-10: G ← G + g², θ ← θ − lr · g / (√G + ε).
+type private Adagrad(flat: FlatParameters.FlatParameters, lr: float, weightDecay: float) =
+    let sum = torch.zeros_like flat.Values
+    let s = scalars [ 1e-10; -lr; weightDecay; 1.0 ]
+    let decay = if weightDecay <> 0.0 then Some s.[2] else None
+    interface IStepRule with
+        member _.ZeroGrad() = flat.Grads.zero_() |> ignore
+        member _.Step() =
+            use _ = torch.no_grad ()
+            use g = penalised flat decay
+            sum.addcmul_(g, g, value = s.[3]) |> ignore
+            use std = sum.sqrt ()
+            std.add_(s.[0]) |> ignore
+            flat.Values.addcdiv_(g, std, value = s.[1]) |> ignore
+        member _.Dispose() =
+            sum.Dispose()
+            for x in s do x.Dispose()
+
+/// Adam over `flat`'s parameters with step size `lr` and L2 penalty `weightDecay`.
+let adam (flat: FlatParameters.FlatParameters) (lr: float) (weightDecay: float) : IStepRule =
+    new Adam(flat, lr, weightDecay)
+
+/// Adagrad over `flat`'s parameters with step size `lr` and L2 penalty `weightDecay`.
+let adagrad (flat: FlatParameters.FlatParameters) (lr: float) (weightDecay: float) : IStepRule =
+    new Adagrad(flat, lr, weightDecay)

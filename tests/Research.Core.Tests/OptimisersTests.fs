@@ -1,0 +1,119 @@
+/// The flat parameter buffer and the optimisers that update it: the first step against its closed form,
+/// and many steps against TorchSharp's own torch.optim implementations of the same methods.
+module Research.Core.Tests.OptimisersTests
+
+open System
+open Expecto
+open TorchSharp
+open Research.Core
+
+type Tensor = torch.Tensor
+
+/// Parameters of assorted shapes (a weight matrix, a bias, a 3-D tensor), the same values for one seed.
+let private parameters seed =
+    use g = new torch.Generator(uint64 seed)
+    [ for shape in [ [| 5L; 7L |]; [| 7L |]; [| 2L; 3L; 4L |] ] ->
+        new Modules.Parameter(torch.randn(shape, generator = g)) ]
+
+/// Random gradients for `ps`, a fresh draw for each step.
+let private gradients (g: torch.Generator) (ps: Modules.Parameter list) =
+    [ for p in ps -> torch.randn(p.shape, generator = g) * 3.0 ]
+
+let private values (ps: Modules.Parameter list) =
+    ps |> List.collect (fun p -> use f = p.detach().flatten() in Interop.toArray f |> Array.map float |> List.ofArray)
+
+let private maxRelative (a: float list) (b: float list) =
+    List.map2 (fun x y -> abs (x - y) / max 1.0 (abs y)) a b |> List.max
+
+/// Runs `steps` steps of our rule and of TorchSharp's optimiser on the same gradients; returns both.
+let private against (ours: FlatParameters.FlatParameters -> Optimisers.IStepRule)
+                    (theirs: Modules.Parameter list -> torch.optim.Optimizer) steps =
+    let a, b = parameters 3, parameters 3
+    use flat = new FlatParameters.FlatParameters(a)
+    use rule = ours flat
+    use opt = theirs b
+    use g = new torch.Generator(4UL)
+    for _ in 1 .. steps do
+        let grads = gradients g a
+        rule.ZeroGrad()
+        use _ = torch.no_grad ()
+        for p, grad in List.zip a grads do
+            use pg = p.grad
+            pg.add_(grad) |> ignore
+        for p, grad in List.zip b grads do p.grad <- grad
+        rule.Step()
+        opt.step () |> ignore
+        for t in grads do t.Dispose()
+    values a, values b
+
+let tests =
+    testList "Optimisers" [
+        test "the flat buffer holds the parameters: writing it changes them, backward fills its gradients, Dispose detaches them" {
+            let ps = parameters 1
+            let before = values ps
+            use flat = new FlatParameters.FlatParameters(ps)
+            Expect.equal flat.Count (5L * 7L + 7L + 24L) "one entry per scalar parameter"
+            Expect.equal (values ps) before "the parameters keep their values"
+            do
+                use _ = torch.no_grad ()
+                flat.Values.add_((1.0).ToScalar()) |> ignore
+            Expect.sequenceEqual (values ps) (before |> List.map (fun v -> float (float32 v + 1.0f))) "the parameters are views of Values"
+            // d/dθ Σ θ² = 2θ, accumulated into the flat gradient buffer.
+            let loss = ps |> List.map (fun p -> p.square().sum()) |> List.reduce (+)
+            loss.backward ()
+            use expected = flat.Values * 2.0
+            Expect.isTrue (flat.Grads.allclose(expected)) "backward wrote 2θ into Grads"
+            (flat :> IDisposable).Dispose()
+            Expect.isTrue (ps |> List.forall (fun p -> isNull p.grad)) "Dispose detaches the gradients"
+            Expect.isTrue (ps |> List.forall (fun p -> p.requires_grad)) "the parameters stay trainable"
+        }
+        test "the first Adam step moves every weight by lr·g/(|g| + ε) against its gradient (bias correction)" {
+            let ps = parameters 2
+            let before = values ps
+            use flat = new FlatParameters.FlatParameters(ps)
+            use rule = Optimisers.adam flat 0.01 0.0
+            use g = new torch.Generator(9UL)
+            let grads = gradients g ps
+            for p, grad in List.zip ps grads do
+                use pg = p.grad
+                pg.copy_(grad) |> ignore
+            rule.Step()
+            let gs = grads |> List.collect (fun t -> Interop.toArray (t.flatten()) |> Array.map float |> List.ofArray)
+            let expected = List.map2 (fun w g -> w - 0.01 * g / (abs g + 1e-8)) before gs
+            Expect.isLessThan (maxRelative (values ps) expected) 1e-6 "θ₁ = θ₀ − lr·m̂/(√v̂ + ε) with m̂ = g, v̂ = g²"
+        }
+        test "the first Adagrad step moves every weight by lr·g/(|g| + ε) against its gradient" {
+            let ps = parameters 2
+            let before = values ps
+            use flat = new FlatParameters.FlatParameters(ps)
+            use rule = Optimisers.adagrad flat 0.1 0.0
+            use g = new torch.Generator(9UL)
+            let grads = gradients g ps
+            for p, grad in List.zip ps grads do
+                use pg = p.grad
+                pg.copy_(grad) |> ignore
+            rule.Step()
+            let gs = grads |> List.collect (fun t -> Interop.toArray (t.flatten()) |> Array.map float |> List.ofArray)
+            let expected = List.map2 (fun w g -> w - 0.1 * g / (abs g + 1e-10)) before gs
+            Expect.isLessThan (maxRelative (values ps) expected) 1e-6 "θ₁ = θ₀ − lr·g/(√(g²) + ε)"
+        }
+        test "Adam with weight decay follows torch.optim.Adam over 200 steps" {
+            let ours, theirs =
+                against (fun f -> Optimisers.adam f 0.01 0.05)
+                        (fun ps -> torch.optim.Adam(ps, lr = 0.01, weight_decay = 0.05)) 200
+            Expect.isLessThan (maxRelative ours theirs) 1e-5 "the same update, up to float32 rounding"
+            Expect.isGreaterThan (maxRelative ours (values (parameters 3))) 0.1 "and the weights did move"
+        }
+        test "Adagrad with weight decay follows torch.optim.Adagrad over 200 steps" {
+            let ours, theirs =
+                against (fun f -> Optimisers.adagrad f 0.1 0.05)
+                        (fun ps -> torch.optim.Adagrad(ps, lr = 0.1, weight_decay = 0.05)) 200
+            Expect.isLessThan (maxRelative ours theirs) 1e-5 "the same update, up to float32 rounding"
+            Expect.isGreaterThan (maxRelative ours (values (parameters 3))) 0.1 "and the weights did move"
+        }
+        test "parameters of different dtypes are refused before any change" {
+            let ps = [ new Modules.Parameter(torch.zeros(3L)); new Modules.Parameter(torch.zeros(3L, dtype = torch.float64)) ]
+            Expect.throwsT<ArgumentException> (fun () -> new FlatParameters.FlatParameters(ps) |> ignore) "mixed dtypes"
+            Expect.isTrue (ps |> List.forall (fun p -> isNull p.grad)) "nothing was attached"
+        }
+    ]
