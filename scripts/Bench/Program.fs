@@ -137,8 +137,7 @@ let run (s: Settings) =
     let steps = [ "--steps"; string s.ProfileSteps ]
     let profiles =
         [ ours "profile.ours" "profile" (rows @ steps) []
-          ours "profile.ours.cbwr-auto" "profile" (rows @ steps) [ "MKL_CBWR", "AUTO" ]
-          ours "profile.ours.cbwr-off" "profile" (rows @ steps) [ "MKL_CBWR", "" ]
+          ours "profile.ours.mkl-keep" "profile" (rows @ steps) [ Research.Core.Native.VendorCheckVariable, "keep" ]
           peer "profile.torch" "vae.py" (d @ rows @ steps @ [ "--mode"; "profile" ]) peerEnv
           (fun () -> add "profile.ours.1-thread" (runChild s "profile.ours.1-thread" exe (pre @ [ "worker"; "profile"; "--threads"; "1"; "--data"; s.Data ] @ rows @ steps) []))
           (fun () ->
@@ -146,26 +145,26 @@ let run (s: Settings) =
                   (runChild s "profile.torch.1-thread" Peers.Python ([ Path.Combine("benchmarks", "vae.py"); "--threads"; "1" ] @ d @ rows @ steps @ [ "--mode"; "profile" ]) (Peers.env (Some blas) 1 @ waitEnv)))
           ours "profile.ours.other-wait" "profile" (rows @ steps) otherWait
           peer "profile.torch.other-wait" "vae.py" (d @ rows @ steps @ [ "--mode"; "profile" ]) (peerEnv @ otherWait)
-          ours "sgemm.cbwr-auto" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "AUTO" ]
+          ours "sgemm.mkl-keep" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ Research.Core.Native.VendorCheckVariable, "keep" ]
           ours "sgemm.cbwr-off" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [ "MKL_CBWR", "" ] ]
     for r in 1 .. s.ProfileReps do
         for p in (if r % 2 = 1 then profiles else List.rev profiles) do p ()
-    // Where resident memory goes during training steps (see Worker.memory), and whether the proposed Adam
-    // reproduces TorchSharp's bit for bit.
-    ours "adam-check" "adam-check" [ "--steps"; "50" ] [] ()
+    // Where resident memory goes during training steps (see Worker.memory), and Pca.fit's phases.
     ours "pca-profile" "pca-profile" (rows @ [ "--components"; "50" ]) [] ()
-    for variant, env in
-        [ "backward", []; "fit-step", []; "fit-step-gc", []; "cached-adam", []
-          "fit-step", [ "MALLOC_MMAP_THRESHOLD_", "131072" ] ] do
-        let key = if env.IsEmpty then variant else variant + ".mmap-threshold"
-        add $"memory.{key}" (runChild s $"memory.{key}" exe (pre @ [ "worker"; "memory"; "--threads"; t; "--variant"; variant; "--steps"; string s.MemorySteps ]) env)
+    for variant in [ "backward"; "fit-step"; "torch-adam" ] do
+        add $"memory.{variant}" (runChild s $"memory.{variant}" exe (pre @ [ "worker"; "memory"; "--threads"; t; "--variant"; variant; "--steps"; string s.MemorySteps ]) waitEnv)
 
+    let mklPath =
+        match results.TryGetValue "ours.sgemm" with
+        | true, l when l.Count > 0 && not (isNull l.[0].["mkl_code_path"]) -> l.[0].["mkl_code_path"].GetValue<string>()
+        | _ -> "not recorded"
     let mode =
         if s.Quick then "**--quick** (smoke test: small sizes, 1 repetition; not a measurement)" else "full run"
     let header =
         [ String.Format(inv, "Run {0:yyyy-MM-dd HH:mm} to {1:HH:mm}, {2}; {3}, {4} cores, {5} threads on both sides; load average {6} at the start, {7} at the end.",
                         started, DateTime.Now, mode, cpuModel (), Environment.ProcessorCount, s.Threads, loadStart, loadAverage ())
-          "Ours: Research.Core on TorchSharp-cpu 0.107.0 (libtorch 2.10 with MKL; the library sets MKL_CBWR=AUTO,STRICT). "
+          "Ours: Research.Core on TorchSharp-cpu 0.107.0 (libtorch 2.10 with MKL; the library sets MKL_CBWR=AUTO,STRICT and, on AMD CPUs, lets MKL choose kernels by CPU features: "
+          + mklPath + "). "
           + $"Peers: Debian's python3-torch, scikit-learn, numpy ({versions.Trim()}) on Debian's OpenBLAS 0.3.21 (libopenblas0-openmp, unpacked privately) "
           + $"through LD_LIBRARY_PATH: " + String.Join(", ", linkage) + "; without it: " + String.Join(", ", refLinkage) + "."
           (match s.WaitPolicy with

@@ -35,6 +35,7 @@ let private facts (o: JsonObject) defaultThreads =
     put o "threads" (torch.get_num_threads ())
     put o "default_threads" (defaultThreads)
     put o "mkl_cbwr" ((match Environment.GetEnvironmentVariable "MKL_CBWR" with null -> "(unset)" | v -> v))
+    put o "mkl_code_path" (sprintf "%A" (Native.mklCodePath ()))
     o
 
 let private train (data: string) (rows: int) =
@@ -165,58 +166,20 @@ let vaeRun threads data rows epochs (iwSamples: int) (iwRows: int) =
     put o "iw_rows" (iwRows)
     emit (facts o dt)
 
-/// Adam as TorchSharp's Modules.Adam computes it (PyTorch's update, β = (0.9, 0.999), ε = 1e-8, lr 1e-3), but
-/// with its Scalars made once and every temporary disposed at once: the change proposed for Training.fs.
-type CachedAdam(parameters: Modules.Parameter list, lr: float) =
-    let beta1, beta2, eps = 0.9, 0.999, 1e-8
-    let state = [ for p in parameters -> p, torch.zeros_like(p).DetachFromDisposeScope(), torch.zeros_like(p).DetachFromDisposeScope() ]
-    let oneMinusBeta1, beta1S = (1.0 - beta1).ToScalar(), beta1.ToScalar()
-    let oneMinusBeta2, beta2S = (1.0 - beta2).ToScalar(), beta2.ToScalar()
-    let epsS = eps.ToScalar()
-    let mutable step = 0
-    member _.Step() =
-        step <- step + 1
-        let bc1 = 1.0 - Math.Pow(beta1, float step)
-        let bc2 = 1.0 - Math.Pow(beta2, float step)
-        use _ = torch.no_grad ()
-        use stepSize = (-lr / bc1).ToScalar()
-        use rootBc2 = (Math.Sqrt bc2).ToScalar()
-        for p, m, v in state do
-            use grad = p.grad
-            if not (isNull grad) then
-                m.mul_(beta1S).add_(grad, alpha = oneMinusBeta1) |> ignore
-                v.mul_(beta2S).addcmul_(grad, grad, value = oneMinusBeta2) |> ignore
-                use denom = v.sqrt()
-                denom.div_(rootBc2).add_(epsS) |> ignore
-                p.addcdiv_(m, denom, value = stepSize) |> ignore
-    member _.ZeroGrad() =
-        for p, _, _ in state do
-            use g = p.grad
-            if not (isNull g) then g.zero_() |> ignore
-    interface IDisposable with
-        member _.Dispose() =
-            for _, m, v in state do m.Dispose(); v.Dispose()
-            for s in [ oneMinusBeta1; beta1S; oneMinusBeta2; beta2S; epsS ] do s.Dispose()
-
-/// Whether this build's Training.fit uses its own cached-Scalar Adam (the PROPOSAL commit) rather than
-/// TorchSharp's torch.optim.Adam; the profile then times the same update (CachedAdam above is its copy).
-let libraryAdamIsCached =
-    typeof<Training.EpochReport>.Assembly.GetTypes() |> Array.exists (fun t -> t.Name = "CachedAdam")
-
 /// Where the time of one VAE training step goes: the step of Training.fit taken apart (same model, same
-/// loss as Vae.fs's at β = 1, same Adam), each phase timed over `steps` minibatches after 20 warm-up ones.
-/// Also times the input check that Fit runs once over the whole training set.
+/// loss as Vae.fs's at β = 1, the same flat parameter buffer, Adam and snapshot), each phase timed over
+/// `steps` minibatches after 20 warm-up ones. Also times the input check that Fit runs once over the
+/// whole training set.
 let profile threads data rows (steps: int) =
     let dt = setup threads
     use x = train data rows
     let n = x.shape.[0]
     use vae = new Vae.VariationalAutoencoder(vaeConfig)
     let _, checkS = time (fun () -> vae.CheckData("data", x))
-    let parameters = vae.Networks.Parameters
-    use opt = torch.optim.Adam(parameters, lr = 1e-3)
-    use cached = new CachedAdam(parameters, 1e-3)
+    use flat = new FlatParameters.FlatParameters(vae.Networks.Parameters)
+    use adam = Optimisers.adam flat 1e-3 0.0
+    use lastGood = flat.Values.clone ()
     use g = new torch.Generator(0UL)
-    let lastGood = parameters |> List.map (fun p -> p.detach().clone())
     use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64)
     let names = [| "select"; "forward"; "item"; "snapshot"; "zero_grad"; "backward"; "step"; "accumulate" |]
     let acc = Array.zeroCreate<float> names.Length
@@ -242,170 +205,106 @@ let profile threads data rows (steps: int) =
         let v = loss.item<float32> ()
         if not (Single.IsFinite v) then failwith "diverged"
         mark 2
-        do
-            use _ = torch.no_grad ()
-            List.iter2 (fun (c: Tensor) (p: Modules.Parameter) -> c.copy_(p) |> ignore) lastGood parameters
+        lastGood.copy_(flat.Values) |> ignore
         mark 3
-        if libraryAdamIsCached then cached.ZeroGrad() else opt.zero_grad ()
+        adam.ZeroGrad()
         mark 4
         loss.backward ()
         mark 5
-        if libraryAdamIsCached then cached.Step() else opt.step () |> ignore
+        adam.Step()
         mark 6
         lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * 128.0) |> ignore
         mark 7
         start <- start + 128L
     total.Stop()
     order.Dispose()
-    lastGood |> List.iter (fun t -> t.Dispose())
     let o = JsonObject()
     let phases = JsonObject()
     for i in 0 .. names.Length - 1 do phases[names.[i]] <- acc.[i] / float steps * 1000.0
     put o "phases_ms" (phases)
     put o "step_ms" (total.Elapsed.TotalSeconds / float steps * 1000.0)
     put o "check_data_s" (checkS)
-    put o "adam" (if libraryAdamIsCached then "cached (as Training.fit)" else "torch.optim.Adam (as Training.fit)")
     put o "steps" (steps)
     emit (facts o dt)
 
-/// Where resident memory grows: `steps` VAE steps on random data doing only part of the training step
-/// ("forward-nograd", "forward", "backward": forward + zero_grad + backward, "step": + Adam, "fit-step": + the
-/// weight snapshot of Training.fit, "fit-step-gc": the same with a full GC every 50 steps, "cached-adam": forward,
-/// backward and CachedAdam), RSS read every 100 steps.
+/// Resident memory over `steps` VAE steps on random data: "backward" (forward, zero_grad, backward only),
+/// "fit-step" (the whole step of Training.fit: flat buffer, snapshot, Optimisers.adam) or "torch-adam"
+/// (TorchSharp's torch.optim.Adam on the separate parameters, which the library does not use because of
+/// the growth this shows). RSS is read every 100 steps.
 let memory threads (variant: string) (steps: int) =
     let dt = setup threads
     let self = string Environment.ProcessId
     use x = torch.rand([| 6000L; 784L |])
     use vae = new Vae.VariationalAutoencoder(vaeConfig)
     let ps = vae.Networks.Parameters
-    use opt = torch.optim.Adam(ps, lr = 1e-3)
     use g = new torch.Generator(0UL)
-    let lastGood = ps |> List.map (fun p -> p.detach().clone())
-    use cached = new CachedAdam(ps, 1e-3)
+    let flat = if variant = "fit-step" then Some(new FlatParameters.FlatParameters(ps)) else None
+    let ours = flat |> Option.map (fun f -> Optimisers.adam f 1e-3 0.0)
+    let lastGood = flat |> Option.map (fun f -> f.Values.clone ())
+    let theirs = if variant = "torch-adam" then Some(torch.optim.Adam(ps, lr = 1e-3)) else None
     let rss = ResizeArray<float>([ fst (procStatus self) ])
-    let stats = DisposeScopeManager.Statistics
-    let live0, outside0 = stats.ThreadTotalLiveCount, stats.CreatedOutsideScopeCount
     let clock = Stopwatch.StartNew()
     for s in 1 .. steps do
         use scope = torch.NewDisposeScope()
         let b = x.narrow(0L, int64 ((s * 128) % 5800), 128L)
-        if variant = "forward-nograd" then
-            use _ = torch.no_grad ()
-            let t = Estimators.sgvbB g 1 vae.Model b
-            (t.Kl - t.Reconstruction).mean().item<float32> () |> ignore
-        else
-            let t = Estimators.sgvbB g 1 vae.Model b
-            let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
-            loss.item<float32> () |> ignore
-            if variant.StartsWith "fit-step" then
-                use _ = torch.no_grad ()
-                List.iter2 (fun (c: Tensor) (p: Modules.Parameter) -> c.copy_(p) |> ignore) lastGood ps
-            if variant = "cached-adam" then
-                cached.ZeroGrad()
-                loss.backward ()
-                cached.Step()
-            elif variant <> "forward" then
-                opt.zero_grad ()
-                loss.backward ()
-            if variant = "step" || variant.StartsWith "fit-step" then opt.step () |> ignore
-        if variant = "fit-step-gc" && s % 50 = 0 then
-            GC.Collect()
-            GC.WaitForPendingFinalizers()
+        let t = Estimators.sgvbB g 1 vae.Model b
+        let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
+        loss.item<float32> () |> ignore
+        match flat, ours, lastGood, theirs with
+        | Some f, Some adam, Some last, _ ->
+            last.copy_(f.Values) |> ignore
+            adam.ZeroGrad()
+            loss.backward ()
+            adam.Step()
+        | _, _, _, Some opt ->
+            opt.zero_grad ()
+            loss.backward ()
+            opt.step () |> ignore
+        | _ ->
+            for p in ps do
+                use grad = p.grad
+                if not (isNull grad) then grad.zero_() |> ignore
+            loss.backward ()
         if s % 100 = 0 then rss.Add(fst (procStatus self))
-    lastGood |> List.iter (fun t -> t.Dispose())
+    let msPerStep = clock.Elapsed.TotalMilliseconds / float steps
+    ours |> Option.iter (fun o -> o.Dispose())
+    lastGood |> Option.iter (fun t -> t.Dispose())
+    flat |> Option.iter (fun f -> (f :> IDisposable).Dispose())
+    theirs |> Option.iter (fun o -> o.Dispose())
     let o = JsonObject()
     put o "variant" variant
-    put o "ms_per_step" (clock.Elapsed.TotalMilliseconds / float steps)
+    put o "ms_per_step" msPerStep
     put o "steps" steps
     put o "rss_mib" (arr rss)
     put o "gen0" (GC.CollectionCount 0)
-    put o "live_tensors_per_step" (float (stats.ThreadTotalLiveCount - live0) / float steps)
-    put o "created_outside_scope_per_step" (float (stats.CreatedOutsideScopeCount - outside0) / float steps)
     emit (facts o dt)
 
-/// Trains two identical VAEs `steps` steps on the same batches and noise, one with TorchSharp's Adam and
-/// one with CachedAdam, and reports the largest parameter difference (0 when the two updates agree bitwise).
-let adamCheck threads (steps: int) =
-    let dt = setup threads
-    use x = torch.rand([| 2048L; 784L |], generator = new torch.Generator(1UL))
-    let train (useCached: bool) =
-        let vae = new Vae.VariationalAutoencoder(vaeConfig)
-        let ps = vae.Networks.Parameters
-        use opt = torch.optim.Adam(ps, lr = 1e-3)
-        use cached = new CachedAdam(ps, 1e-3)
-        use g = new torch.Generator(0UL)
-        for s in 0 .. steps - 1 do
-            use scope = torch.NewDisposeScope()
-            let b = x.narrow(0L, int64 ((s * 128) % 1920), 128L)
-            let t = Estimators.sgvbB g 1 vae.Model b
-            let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
-            if useCached then cached.ZeroGrad() else opt.zero_grad ()
-            loss.backward ()
-            if useCached then cached.Step() else opt.step () |> ignore
-        vae
-    use a = train false
-    use b = train true
-    let diff =
-        List.map2 (fun (p: Modules.Parameter) (q: Modules.Parameter) -> (p - q).abs().max().item<float32> () |> float)
-            a.Networks.Parameters b.Networks.Parameters
-        |> List.max
-    let o = JsonObject()
-    put o "steps" steps
-    put o "max_abs_diff" diff
-    emit (facts o dt)
-
-/// Where Pca.fit's time goes (its covarianceEigen step by step), and a cheaper route to the same figures:
-/// the covariance as a float32 sgemm of the centred data, its eigenvectors in float64, then the top-k
-/// eigenpairs refined by a float64 Rayleigh–Ritz step on the data (W = X_c V, eig of WᵀW/(n−1)) and the
-/// total variance as a float64 sum of squares. Reports seconds per phase and the largest differences
-/// from Pca.fit's explained-variance ratios and variances.
+/// Where Pca.fit's time goes: the call itself (cold, then warm), its steps one by one (float32 mean,
+/// centring and covariance product, float64 eigh), and an all-float64 computation for comparison, with
+/// the largest explained-variance-ratio difference between the two.
 let pcaProfile threads data rows (k: int) =
     let dt = setup threads
     use x = train data rows
     let n = x.shape.[0]
     let phases = JsonObject()
     let timed (name: string) f = let r, sec = time f in phases[name] <- JsonValue.Create sec; r
-    // Pca.fit as it is, then its steps one by one (the same operations as Pca.covarianceEigen).
-    let fit = timed "pca_fit_total" (fun () -> Pca.fit x k)
+    timed "pca_fit_cold" (fun () -> Pca.fit x k) |> ignore
+    let fit = timed "pca_fit_warm" (fun () -> Pca.fit x k)
     use scope = torch.NewDisposeScope()
-    let x64 = timed "current.to_float64" (fun () -> x.to_type(torch.float64))
-    let mean = timed "current.mean" (fun () -> x64.mean([| 0L |]))
-    let centred = timed "current.centre" (fun () -> x64 - mean)
-    let cov = timed "current.gram_float64" (fun () -> centred.T.matmul(centred) / float (n - 1L))
-    timed "current.eigh" (fun () -> let struct (v, w) = torch.linalg.eigh(cov) in v.flip(0L).clamp_min(0.0), w.flip(1L)) |> ignore
-    x64.Dispose(); centred.Dispose(); cov.Dispose()
-    // The proposal.
-    let sw = Stopwatch.StartNew()
-    let mean32 = timed "proposal.mean" (fun () -> x.sum([| 0L |], false, torch.ScalarType.Float64).div((float n).ToScalar()))
-    let c32 = timed "proposal.centre_float32" (fun () -> x - mean32.to_type(torch.float32))
-    let cov32 = timed "proposal.gram_float32" (fun () -> c32.T.matmul(c32))
-    let top, plain = timed "proposal.eigh_float64" (fun () ->
-        let cov64 = cov32.to_type(torch.float64) / float (n - 1L)
-        let struct (v, w) = torch.linalg.eigh(cov64)
-        // Without the refinement: the float32 covariance's own eigenvalues and trace.
-        let trace = cov64.trace().item<float> ()
-        let plain = Interop.toDoubleArray (v.flip(0L).narrow(0L, 0L, int64 k)) |> Array.map (fun l -> l / trace)
-        w.narrow(1L, 784L - int64 k, int64 k).flip(1L), plain)
-    let values, total = timed "proposal.rayleigh_ritz_float64" (fun () ->
-        let c64 = c32.to_type(torch.float64)
-        let w = c64.matmul(top)
-        let b = w.T.matmul(w) / float (n - 1L)
-        let struct (ritz, _) = torch.linalg.eigh(b)
-        let total = (c64 * c64).sum().item<float> () / float (n - 1L)
-        c64.Dispose()
-        ritz.flip(0L), total)
-    let proposalS = sw.Elapsed.TotalSeconds
-    let ritz = Interop.toDoubleArray values
-    let evr = ritz |> Array.map (fun v -> v / total)
+    timed "check_data" (fun () -> Validate.rows "data" 2 x)
+    let mean = timed "float32.mean" (fun () -> x.mean([| 0L |]))
+    let centred = timed "float32.centre" (fun () -> x - mean)
+    let cov = timed "float32.gram" (fun () -> centred.T.matmul(centred) / float (n - 1L))
+    timed "float64.eigh" (fun () -> let struct (v, w) = torch.linalg.eigh(cov.to_type(torch.float64)) in v, w) |> ignore
+    centred.Dispose(); cov.Dispose()
+    use x64 = x.to_type(torch.float64)
+    let fit64 = timed "all_float64.fit" (fun () -> Pca.fit x64 k)
     let maxDiff (a: float[]) (b: float[]) = Array.map2 (fun x y -> abs (x - y)) a b |> Array.max
-    let relVar = Array.map2 (fun x y -> abs (x - y) / y) ritz fit.ExplainedVariance |> Array.max
     let o = JsonObject()
     put o "phases_s" phases
-    put o "proposal_s" proposalS
-    put o "proposal_max_abs_evr_diff" (maxDiff evr fit.ExplainedVarianceRatio)
-    put o "float32_covariance_only_max_abs_evr_diff" (maxDiff plain fit.ExplainedVarianceRatio)
-    put o "proposal_max_rel_variance_diff" relVar
-    put o "proposal_total_variance_rel_diff" (abs (total - fit.TotalVariance) / fit.TotalVariance)
+    put o "max_abs_evr_diff_vs_float64" (maxDiff fit.ExplainedVarianceRatio fit64.ExplainedVarianceRatio)
+    put o "max_rel_variance_diff_vs_float64"
+        (Array.map2 (fun a b -> abs (a - b) / b) fit.ExplainedVariance fit64.ExplainedVariance |> Array.max)
     put o "rows" rows
     emit (facts o dt)
 
@@ -431,7 +330,6 @@ let run (argv: string list) =
         | "vae-run" -> vaeRun threads data rows (i "epochs" 10) (i "iw-samples" 5000) (i "iw-rows" 1000)
         | "profile" -> profile threads data rows (i "steps" 200)
         | "pca-profile" -> pcaProfile threads data rows (i "components" 50)
-        | "adam-check" -> adamCheck threads (i "steps" 50)
         | "memory" -> memory threads (o.TryFind "variant" |> Option.defaultValue "fit-step") (i "steps" 600)
         | other -> failwithf "unknown worker %s" other
         0
