@@ -181,7 +181,7 @@ let profile threads data rows (steps: int) =
     use lastGood = flat.Values.clone ()
     use g = new torch.Generator(0UL)
     use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64)
-    let names = [| "select"; "forward"; "item"; "snapshot"; "zero_grad"; "backward"; "step"; "accumulate" |]
+    let names = [| "select"; "forward"; "item"; "zero_grad"; "backward"; "step"; "accumulate" |]
     let acc = Array.zeroCreate<float> names.Length
     let sw = Stopwatch()
     let warmup = 20
@@ -205,16 +205,14 @@ let profile threads data rows (steps: int) =
         let v = loss.item<float32> ()
         if not (Single.IsFinite v) then failwith "diverged"
         mark 2
-        lastGood.copy_(flat.Values) |> ignore
-        mark 3
         adam.ZeroGrad()
-        mark 4
+        mark 3
         loss.backward ()
+        mark 4
+        adam.Step lastGood // also writes the snapshot, as in Training.fit
         mark 5
-        adam.Step()
-        mark 6
         lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * 128.0) |> ignore
-        mark 7
+        mark 6
         start <- start + 128L
     total.Stop()
     order.Dispose()
@@ -251,11 +249,10 @@ let memory threads (variant: string) (steps: int) =
         let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
         loss.item<float32> () |> ignore
         match flat, ours, lastGood, theirs with
-        | Some f, Some adam, Some last, _ ->
-            last.copy_(f.Values) |> ignore
+        | Some _, Some adam, Some last, _ ->
             adam.ZeroGrad()
             loss.backward ()
-            adam.Step()
+            adam.Step last
         | _, _, _, Some opt ->
             opt.zero_grad ()
             loss.backward ()

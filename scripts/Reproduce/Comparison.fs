@@ -46,6 +46,7 @@ let run (budget: Budget) (cache: string) (out: string) (train: torch.Tensor) (te
     add "PCA" "k = 10" "test MSE per pixel" pca10Error ""
 
     // Linear AE, k = 10: Baldi & Hornik say it should find PCA's subspace and error.
+    Log.fraction 1 5
     log $"Linear AE k = 10: {budget.LinearEpochs} epochs, Adam 1e-3, batch 128"
     use linear = RunCache.linearAe cache train 10 budget.LinearEpochs
     let linearError = linear.ReconstructionError test
@@ -56,6 +57,7 @@ let run (budget: Budget) (cache: string) (out: string) (train: torch.Tensor) (te
     add "Linear AE" $"k = 10, {budget.LinearEpochs} epochs" "largest principal angle to PCA (degrees)" (Array.max angles) "a few degrees"
 
     // Deep AE 784-256-64-20
+    Log.fraction 2 5
     log $"AE 784-256-64-20: {budget.DeepEpochs} epochs, Adam 1e-3, batch 128"
     use deep = RunCache.deepAe cache train 20 budget.DeepEpochs
     let deepError = deep.ReconstructionError test
@@ -63,12 +65,14 @@ let run (budget: Budget) (cache: string) (out: string) (train: torch.Tensor) (te
 
     // VAE 784-400-20, the PyTorch example's setting.
     let vaeSetting = $"784-400-20, {budget.VaeEpochs} epochs"
+    Log.fraction 3 5
     log $"VAE 784-400-20 Bernoulli: {budget.VaeEpochs} epochs, Adam 1e-3, batch 128"
     use vae = RunCache.exampleVae cache train 20 budget.VaeEpochs
     let negElbo = -(vae.Elbo(test, 1, 0))
     add "VAE" vaeSetting "test −ELBO per example (nats)" negElbo "PyTorch example: 105.7"
     let k, m = budget.ImportanceSamples, budget.ScoredImages
     use first = test.narrow(0L, 0L, m)
+    Log.fraction 4 5
     log $"VAE: importance-weighted log-likelihood, K = {k} on the first {m} test images"
     let nll = -(vae.LogLikelihood(first, k, 0))
     add "VAE" vaeSetting $"test −log p(x), IW K = {k}, {m} images (nats)" nll "PyTorch example: about 100.0"

@@ -55,7 +55,11 @@ let curve (cache: string) (budget: Budget) (algorithm: Algorithm) (latent: int) 
 /// Runs (or reads) every curve and writes `results`/fig2_bound.csv and `figures`/fig2_bound.png, one
 /// panel per latent size. Returns the paths and the points.
 let run (cache: string) (results: string) (figures: string) (budget: Budget) (train: torch.Tensor) (test: torch.Tensor) =
-    let points = [ for latent in budget.Latents do for algorithm in [ Aevb; WakeSleep ] do yield! curve cache budget algorithm latent train test ]
+    let runs = [ for latent in budget.Latents do for algorithm in [ Aevb; WakeSleep ] -> latent, algorithm ]
+    let points =
+        [ for i, (latent, algorithm) in List.indexed runs do
+            Log.fraction i runs.Length
+            yield! curve cache budget algorithm latent train test ]
     Directory.CreateDirectory results |> ignore
     let csv = Path.Combine(results, "fig2_bound.csv")
     File.WriteAllLines(csv, header :: List.map toLine points)

@@ -62,7 +62,11 @@ let curve (cache: string) (searchRows: int64) (algorithm: Algorithm) (trainSize:
 /// Runs (or reads) every curve and writes `results`/fig3_marginal.csv and `figures`/fig3_marginal.png,
 /// one panel per training set size. Returns the paths and the points.
 let run (cache: string) (results: string) (figures: string) (searchRows: int64) (trainSizes: int64 list) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
-    let points = [ for n in trainSizes do for algorithm in [ Aevb; WakeSleep ] do yield! curve cache searchRows algorithm n budget importanceSamples train test ]
+    let runs = [ for n in trainSizes do for algorithm in [ Aevb; WakeSleep ] -> n, algorithm ]
+    let points =
+        [ for i, (n, algorithm) in List.indexed runs do
+            Log.fraction i runs.Length
+            yield! curve cache searchRows algorithm n budget importanceSamples train test ]
     Directory.CreateDirectory results |> ignore
     let csv = Path.Combine(results, "fig3_marginal.csv")
     File.WriteAllLines(csv, header :: List.map toLine points)

@@ -38,7 +38,8 @@ let private vaeMse (vae: Vae.VariationalAutoencoder) (x: torch.Tensor) =
 
 /// Trains (or loads from `cache`) every model of the sweep and measures it on `test`.
 let run (budget: Budget) (cache: string) (train: torch.Tensor) (test: torch.Tensor) : Row list =
-    [ for latent in budget.Sizes ->
+    [ for i, latent in List.indexed budget.Sizes ->
+        Log.fraction i budget.Sizes.Length
         log $"Latent size {latent}"
         let pca = Pca.fit train latent
         use linear = RunCache.linearAe cache train latent budget.LinearEpochs

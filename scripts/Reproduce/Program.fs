@@ -41,39 +41,37 @@ let main argv =
         let paper = opts.TryFind "--out" |> Option.defaultValue s.Paper |> Path.GetFullPath
         let results, figures = Path.Combine(paper, "results"), Path.Combine(paper, "figures")
         let clock = Stopwatch.StartNew()
-        let step (name: string) f =
-            printfn "\n=== %s (%.0f s so far) ===" name clock.Elapsed.TotalSeconds
-            let written: string list = f ()
-            written |> List.iter (printfn "Wrote %s")
         let all, _ = Mnist.load opts.["--data"] Mnist.Train
         let test, testLabels = Mnist.load opts.["--data"] Mnist.Test
         use train = if s.TrainRows < all.shape.[0] then (use _ = all in all.narrow(0L, 0L, s.TrainRows).clone()) else all
         use test = test
-        step "PCA, linear AE, deep AE and VAE at the foundation settings" (fun () ->
-            let rows = Comparison.run s.Comparison s.Cache results train test
-            let csv, md = Comparison.write results rows
-            printfn "\n%s" (File.ReadAllText md)
-            [ csv; md; Path.Combine(results, "pca_explained_variance.csv") ])
-        step "Latent sizes: PCA, linear AE, deep AE, VAE" (fun () ->
-            LatentSweep.run s.Sweep s.Cache train test |> LatentSweep.write s.Sweep test.shape.[0] results figures)
-        step "Reconstructions, 2-D codes and latent perturbations" (fun () ->
-            [ Reconstructions.run s.Sweep s.Cache figures train test testLabels 20
-              Codes2d.run s.Sweep s.Cache figures train test testLabels 5000L
-              yield! Perturbation.run s.Sweep s.Cache figures train test 20 5 ])
-        step "Figures 4 and 5, interpolation" (fun () ->
-            Fig4Manifold.run s.Cache figures train test testLabels s.FigureEpochs
-            @ [ Fig5Samples.run s.Cache figures train s.FigureEpochs
-                Interpolation.run s.Cache figures train test testLabels s.FigureEpochs ])
         let mutable fig2Points = []
-        step "Figure 2: AEVB against wake-sleep" (fun () ->
-            let written, points = Fig2Bound.run s.Cache results figures s.Fig2 train test
-            fig2Points <- points
-            written)
-        step "Figure 3: marginal log-likelihood" (fun () ->
-            Fig3Marginal.run s.Cache results figures s.Fig2.SearchRows s.Fig3Sizes s.Fig3Budget s.Fig3K train test |> fst)
-        step "paper.md" (fun () ->
-            let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget") |> Array.map ((+) " ")))
-            [ Paper.write paper command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
+        let step title run : Steps.Step = { Title = title; Run = run }
+        Steps.run [
+            step "PCA, linear AE, deep AE and VAE at the foundation settings" (fun () ->
+                let rows = Comparison.run s.Comparison s.Cache results train test
+                let csv, md = Comparison.write results rows
+                Log.line ("\n" + File.ReadAllText md)
+                [ csv; md; Path.Combine(results, "pca_explained_variance.csv") ])
+            step "Latent sizes: PCA, linear AE, deep AE, VAE" (fun () ->
+                LatentSweep.run s.Sweep s.Cache train test |> LatentSweep.write s.Sweep test.shape.[0] results figures)
+            step "Reconstructions, 2-D codes and latent perturbations" (fun () ->
+                [ Reconstructions.run s.Sweep s.Cache figures train test testLabels 20
+                  Codes2d.run s.Sweep s.Cache figures train test testLabels 5000L
+                  yield! Perturbation.run s.Sweep s.Cache figures train test 20 5 ])
+            step "Figures 4 and 5, interpolation" (fun () ->
+                Fig4Manifold.run s.Cache figures train test testLabels s.FigureEpochs
+                @ [ Fig5Samples.run s.Cache figures train s.FigureEpochs
+                    Interpolation.run s.Cache figures train test testLabels s.FigureEpochs ])
+            step "Figure 2: AEVB against wake-sleep" (fun () ->
+                let written, points = Fig2Bound.run s.Cache results figures s.Fig2 train test
+                fig2Points <- points
+                written)
+            step "Figure 3: marginal log-likelihood" (fun () ->
+                Fig3Marginal.run s.Cache results figures s.Fig2.SearchRows s.Fig3Sizes s.Fig3Budget s.Fig3K train test |> fst)
+            step "paper.md" (fun () ->
+                let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget") |> Array.map ((+) " ")))
+                [ Paper.write paper command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ]) ]
         printfn "\nDone in %.0f s. Figures: %s; tables: %s; paper: %s" clock.Elapsed.TotalSeconds figures results (Path.Combine(paper, "paper.md"))
         0
     | _ -> usage ()

@@ -9,6 +9,9 @@ open TorchSharp
 [<DllImport("libc", EntryPoint = "setenv")>]
 extern int private setenv(string name, string value, int overwrite)
 
+[<DllImport("libc", EntryPoint = "malloc_trim")>]
+extern int private malloc_trim(unativeint pad)
+
 /// The version of libtorch that TorchSharp was built against and ships (the NuGet package).
 [<Literal>]
 let ExpectedLibTorchVersion = "2.10"
@@ -109,3 +112,12 @@ let loadedLibraries () : string list =
         |> Array.distinct
         |> Array.toList
     else []
+
+/// Hands memory that glibc's malloc holds free back to the system (malloc_trim), after a large release
+/// such as a model's Dispose. glibc raises its mmap threshold after freeing big blocks, so a model's
+/// weights, allocated again later, come from the heap, and freeing them alone does not lower RSS.
+/// No-op off Linux or without glibc.
+let releaseFreedMemory () =
+    if OperatingSystem.IsLinux() then
+        try malloc_trim 0un |> ignore with
+        | :? EntryPointNotFoundException | :? DllNotFoundException -> ()

@@ -84,3 +84,4 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
                 disposed <- true
                 encoder.Dispose()
                 decoder.Dispose()
+                Native.releaseFreedMemory ()

@@ -9,10 +9,11 @@ type Tensor = torch.Tensor
 /// One optimiser as the trainer drives it: gradients are zeroed, backward fills them, Step updates.
 type IStepRule =
     inherit IDisposable
-    /// Zeroes every gradient.
+    /// Makes every gradient zero (a no-op when the last Step already left them so).
     abstract ZeroGrad: unit -> unit
-    /// Applies one update from the current gradients.
-    abstract Step: unit -> unit
+    /// Copies the parameters into `snapshot` (a tensor shaped as the flat buffer: the weights to return
+    /// to if the next loss is not finite), then applies one update from the current gradients.
+    abstract Step: snapshot: Tensor -> unit
 
 /// The L2 penalty's gradient added to the loss gradient (PyTorch's weight_decay), or the gradient itself.
 let private penalised (flat: FlatParameters.FlatParameters) (decay: Scalar option) =
@@ -41,18 +42,24 @@ type private Adam(flat: FlatParameters.FlatParameters, lr: float, weightDecay: f
     // lerp_ takes its weight as a tensor in TorchSharp: a 0-d one, made once.
     let lerpWeight = torch.tensor(1.0 - beta1, dtype = flat.Values.dtype, device = flat.Values.device)
     let mutable step = 0
+    // The one-pass kernel leaves the gradients zero, so ZeroGrad need not pass over them again.
+    let mutable gradsAreZero = true
     interface IStepRule with
-        member _.ZeroGrad() = flat.Grads.zero_() |> ignore
-        member _.Step() =
+        member _.ZeroGrad() =
+            if not gradsAreZero then flat.Grads.zero_() |> ignore
+            gradsAreZero <- false
+        member _.Step(snapshot) =
             use _ = torch.no_grad ()
             step <- step + 1
             let bc1 = 1.0 - Math.Pow(beta1, float step)
             let bc2 = 1.0 - Math.Pow(beta2, float step)
             let epsHat, stepSize = eps * Math.Sqrt bc2, -(lr * Math.Sqrt bc2 / bc1)
-            if fused then
-                AdamKernel.step flat.Values flat.Grads m v (float32 (1.0 - beta1)) (float32 beta2) (float32 (1.0 - beta2))
-                    (float32 weightDecay) (float32 stepSize) (float32 epsHat)
+            if fused && AdamKernel.applies snapshot then
+                AdamKernel.step snapshot flat.Values flat.Grads m v (float32 (1.0 - beta1)) (float32 beta2)
+                    (float32 (1.0 - beta2)) (float32 weightDecay) (float32 stepSize) (float32 epsHat)
+                gradsAreZero <- true
             else
+                snapshot.copy_(flat.Values) |> ignore
                 use g = penalised flat decay
                 m.lerp_(g, lerpWeight) |> ignore
                 v.mul_(s.[2]).addcmul_(g, g, value = s.[3]) |> ignore
@@ -75,8 +82,9 @@ type private Adagrad(flat: FlatParameters.FlatParameters, lr: float, weightDecay
     let decay = if weightDecay <> 0.0 then Some s.[2] else None
     interface IStepRule with
         member _.ZeroGrad() = flat.Grads.zero_() |> ignore
-        member _.Step() =
+        member _.Step(snapshot) =
             use _ = torch.no_grad ()
+            snapshot.copy_(flat.Values) |> ignore
             use g = penalised flat decay
             sum.addcmul_(g, g, value = s.[3]) |> ignore
             use std = sum.sqrt ()

@@ -92,7 +92,7 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
     use _g = generator
     use flat = new FlatParameters.FlatParameters(model.Parameters)
     use optimizer = makeOptimizer config flat
-    // The weights before the latest step, restored if the next loss is not finite.
+    // The weights before the latest step (Step writes them), restored if the next loss is not finite.
     use lastGood = flat.Values.clone ()
     let restoreLastGood () =
         use _ = torch.no_grad ()
@@ -118,10 +118,9 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
                 raise (DivergedException(
                     $"Training diverged: the loss is {value} at epoch {epoch}, batch {b}. The model keeps the last weights whose loss was finite; try a smaller learning rate.",
                     epoch, b))
-            lastGood.copy_(flat.Values) |> ignore
             optimizer.ZeroGrad()
             loss.backward ()
-            optimizer.Step()
+            optimizer.Step lastGood
             lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * float size) |> ignore
             start <- start + size
             seen <- seen + size

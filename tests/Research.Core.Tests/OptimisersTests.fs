@@ -32,6 +32,7 @@ let private against (ours: FlatParameters.FlatParameters -> Optimisers.IStepRule
     use flat = new FlatParameters.FlatParameters(a)
     use rule = ours flat
     use opt = theirs b
+    use snapshot = torch.empty_like flat.Values
     use g = new torch.Generator(4UL)
     for _ in 1 .. steps do
         let grads = gradients g a
@@ -41,7 +42,7 @@ let private against (ours: FlatParameters.FlatParameters -> Optimisers.IStepRule
             use pg = p.grad
             pg.add_(grad) |> ignore
         for p, grad in List.zip b grads do p.grad <- grad
-        rule.Step()
+        rule.Step snapshot
         opt.step () |> ignore
         for t in grads do t.Dispose()
     values a, values b
@@ -72,27 +73,33 @@ let tests =
             let before = values ps
             use flat = new FlatParameters.FlatParameters(ps)
             use rule = Optimisers.adam flat 0.01 0.0
+            use snapshot = torch.empty_like flat.Values
             use g = new torch.Generator(9UL)
             let grads = gradients g ps
             for p, grad in List.zip ps grads do
                 use pg = p.grad
                 pg.copy_(grad) |> ignore
-            rule.Step()
+            rule.Step snapshot
             let gs = grads |> List.collect (fun t -> Interop.toArray (t.flatten()) |> Array.map float |> List.ofArray)
             let expected = List.map2 (fun w g -> w - 0.01 * g / (abs g + 1e-8)) before gs
             Expect.isLessThan (maxRelative (values ps) expected) 1e-6 "θ₁ = θ₀ − lr·m̂/(√v̂ + ε) with m̂ = g, v̂ = g²"
+            Expect.sequenceEqual (Interop.toArray snapshot |> Array.map float) before "the snapshot holds θ₀, bit for bit"
+            rule.ZeroGrad()
+            Expect.equal (flat.Grads.abs().sum().item<float32> ()) 0.0f "ZeroGrad leaves every gradient zero"
         }
         test "the first Adagrad step moves every weight by lr·g/(|g| + ε) against its gradient" {
             let ps = parameters 2
             let before = values ps
             use flat = new FlatParameters.FlatParameters(ps)
             use rule = Optimisers.adagrad flat 0.1 0.0
+            use snapshot = torch.empty_like flat.Values
             use g = new torch.Generator(9UL)
             let grads = gradients g ps
             for p, grad in List.zip ps grads do
                 use pg = p.grad
                 pg.copy_(grad) |> ignore
-            rule.Step()
+            rule.Step snapshot
+            Expect.sequenceEqual (Interop.toArray snapshot |> Array.map float) before "the snapshot holds θ₀"
             let gs = grads |> List.collect (fun t -> Interop.toArray (t.flatten()) |> Array.map float |> List.ofArray)
             let expected = List.map2 (fun w g -> w - 0.1 * g / (abs g + 1e-10)) before gs
             Expect.isLessThan (maxRelative (values ps) expected) 1e-6 "θ₁ = θ₀ − lr·g/(√(g²) + ε)"
@@ -110,19 +117,20 @@ let tests =
                         (fun ps -> torch.optim.Adam(ps, lr = 0.01, weight_decay = 0.05)) 200
             Expect.isLessThan (maxRelative ours theirs) 1e-5 "the same update, up to float32 rounding"
         }
-        test "the one-pass CPU kernel and the tensor operations agree to float32 rounding on 10⁶ + 3 weights" {
+        test "the one-pass CPU kernel and the tensor operations agree on weights and snapshot over 10⁶ + 3 weights" {
             // Long enough for many SIMD vectors and a scalar tail.
             let run (make: FlatParameters.FlatParameters -> Optimisers.IStepRule) =
                 use g = new torch.Generator(12UL)
                 let p = new Modules.Parameter(torch.randn([| 1000003L |], generator = g))
                 use flat = new FlatParameters.FlatParameters([ p ])
                 use rule = make flat
+                use snapshot = torch.empty_like flat.Values
                 for _ in 1 .. 5 do
                     rule.ZeroGrad()
                     use grad = torch.randn([| 1000003L |], generator = g)
                     flat.Grads.add_(grad) |> ignore
-                    rule.Step()
-                flat.Values.clone ()
+                    rule.Step snapshot
+                torch.cat([| flat.Values; snapshot |])
             use fused = run (fun f -> Optimisers.adam f 0.01 0.1)
             use plain = run (fun f -> Optimisers.adamUnfused f 0.01 0.1)
             use diff = (fused - plain).abs().max()

@@ -12,6 +12,7 @@ let all = testList "Research.Core" [
     PcaTests.tests
     ProbabilisticPcaTests.tests
     IdxTests.tests
+    MatFileTests.tests
     LinearAeTests.tests
     OptimisersTests.tests
     TrainingTests.tests
