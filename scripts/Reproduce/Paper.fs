@@ -69,7 +69,7 @@ let private sweepClaims (results: string) =
         + (if closeAngles.Length > 0 then $"Its subspace is within 5° of PCA's at N_z = {closeList}" else "Its subspace is never within 5° of PCA's")
         + (if farAngles.Length > 0 then
                $", but not at N_z = {farList}. The squared error changes only to second order when the subspace "
-               + "turns towards directions of almost the same variance, so a model within a fraction of a percent of PCA's error can "
+               + "turns towards directions of similar variance, so a model within a few percent of PCA's error can "
                + "still differ from it by a large angle; Baldi & Hornik's result is about the optimum, and after a fixed number of "
                + "epochs the angle measures how far training is from it along these weakly determined directions. The per-size figures:"
            else ", as Baldi & Hornik's result predicts for the optimum. The per-size figures:")

@@ -24,8 +24,8 @@ let private settings quick paperBudget =
           Fig3Sizes = [ 1000L; 10000L ]; Fig3Budget = 20000L; Fig3K = 10; TrainRows = 10000L; Cache = Path.Combine("runs", "quick"); Paper = Path.Combine("runs", "quick", "paper") }
     else
         { Comparison = Comparison.full; Sweep = LatentSweep.full; FigureEpochs = 20
-          Fig2 = { Epochs = (if paperBudget then 1667 else 10); Latents = Fig2Bound.latentSizes; SearchRows = 10000L }
-          Fig3Sizes = Fig3Marginal.trainSizes; Fig3Budget = 1_000_000L; Fig3K = 200
+          Fig2 = { Epochs = (if paperBudget then 1667 else 30); Latents = Fig2Bound.latentSizes; SearchRows = 10000L }
+          Fig3Sizes = Fig3Marginal.trainSizes; Fig3Budget = 2_000_000L; Fig3K = 200
           TrainRows = 60000L; Cache = "runs"; Paper = "paper" }
 
 [<EntryPoint>]

@@ -16,9 +16,20 @@ open TorchSharp
 [<DllImport("LibTorchSharp")>]
 extern nativeint private THSTensor_data(nativeint tensor)
 
-/// True when the kernel can work on `t` in place: float32, contiguous, in CPU memory.
+/// Whether LibTorchSharp's data-pointer entry point resolves in this process (checked once, on a tiny
+/// tensor); where it does not, Adam keeps to tensor operations.
+let private pointerAvailable =
+    lazy
+        (try
+            use probe = torch.ones(4L)
+            THSTensor_data probe.Handle <> 0n
+         with
+         | :? DllNotFoundException | :? EntryPointNotFoundException -> false)
+
+/// True when the kernel can work on `t` in place: float32, contiguous, in CPU memory, indexable by int.
 let applies (t: torch.Tensor) =
     t.device_type = DeviceType.CPU && t.dtype = torch.float32 && t.is_contiguous ()
+    && t.numel () < int64 Int32.MaxValue && pointerAvailable.Force()
 
 let private span (t: torch.Tensor) =
     Span<float32>(NativePtr.toVoidPtr (NativePtr.ofNativeInt<float32> (THSTensor_data t.Handle)), int (t.numel ()))
