@@ -47,6 +47,28 @@ let private against (ours: FlatParameters.FlatParameters -> Optimisers.IStepRule
         for t in grads do t.Dispose()
     values a, values b
 
+/// One step of `make` from fresh state: every weight must move by lr·g/(|g| + ε) against its gradient
+/// (Adam's bias-corrected first step and Adagrad's first step both reduce to this), the snapshot must
+/// hold the weights from before, bit for bit, and ZeroGrad must then leave every gradient zero.
+let private firstStep (make: FlatParameters.FlatParameters -> Optimisers.IStepRule) lr eps (formula: string) =
+    let ps = parameters 2
+    let before = values ps
+    use flat = new FlatParameters.FlatParameters(ps)
+    use rule = make flat
+    use snapshot = torch.empty_like flat.Values
+    use g = new torch.Generator(9UL)
+    let grads = gradients g ps
+    for p, grad in List.zip ps grads do
+        use pg = p.grad
+        pg.copy_(grad) |> ignore
+    rule.Step snapshot
+    let gs = grads |> List.collect (fun t -> Interop.toArray (t.flatten()) |> Array.map float |> List.ofArray)
+    let expected = List.map2 (fun w g -> w - lr * g / (abs g + eps)) before gs
+    Expect.isLessThan (maxRelative (values ps) expected) 1e-6 formula
+    Expect.sequenceEqual (Interop.toArray snapshot |> Array.map float) before "the snapshot holds θ₀, bit for bit"
+    rule.ZeroGrad()
+    Expect.equal (flat.Grads.abs().sum().item<float32> ()) 0.0f "ZeroGrad leaves every gradient zero"
+
 let tests =
     testList "Optimisers" [
         test "the flat buffer holds the parameters: writing it changes them, backward fills its gradients, Dispose detaches them" {
@@ -69,40 +91,10 @@ let tests =
             Expect.isTrue (ps |> List.forall (fun p -> p.requires_grad)) "the parameters stay trainable"
         }
         test "the first Adam step moves every weight by lr·g/(|g| + ε) against its gradient (bias correction)" {
-            let ps = parameters 2
-            let before = values ps
-            use flat = new FlatParameters.FlatParameters(ps)
-            use rule = Optimisers.adam flat 0.01 0.0
-            use snapshot = torch.empty_like flat.Values
-            use g = new torch.Generator(9UL)
-            let grads = gradients g ps
-            for p, grad in List.zip ps grads do
-                use pg = p.grad
-                pg.copy_(grad) |> ignore
-            rule.Step snapshot
-            let gs = grads |> List.collect (fun t -> Interop.toArray (t.flatten()) |> Array.map float |> List.ofArray)
-            let expected = List.map2 (fun w g -> w - 0.01 * g / (abs g + 1e-8)) before gs
-            Expect.isLessThan (maxRelative (values ps) expected) 1e-6 "θ₁ = θ₀ − lr·m̂/(√v̂ + ε) with m̂ = g, v̂ = g²"
-            Expect.sequenceEqual (Interop.toArray snapshot |> Array.map float) before "the snapshot holds θ₀, bit for bit"
-            rule.ZeroGrad()
-            Expect.equal (flat.Grads.abs().sum().item<float32> ()) 0.0f "ZeroGrad leaves every gradient zero"
+            firstStep (fun f -> Optimisers.adam f 0.01 0.0) 0.01 1e-8 "θ₁ = θ₀ − lr·m̂/(√v̂ + ε) with m̂ = g, v̂ = g²"
         }
         test "the first Adagrad step moves every weight by lr·g/(|g| + ε) against its gradient" {
-            let ps = parameters 2
-            let before = values ps
-            use flat = new FlatParameters.FlatParameters(ps)
-            use rule = Optimisers.adagrad flat 0.1 0.0
-            use snapshot = torch.empty_like flat.Values
-            use g = new torch.Generator(9UL)
-            let grads = gradients g ps
-            for p, grad in List.zip ps grads do
-                use pg = p.grad
-                pg.copy_(grad) |> ignore
-            rule.Step snapshot
-            Expect.sequenceEqual (Interop.toArray snapshot |> Array.map float) before "the snapshot holds θ₀"
-            let gs = grads |> List.collect (fun t -> Interop.toArray (t.flatten()) |> Array.map float |> List.ofArray)
-            let expected = List.map2 (fun w g -> w - 0.1 * g / (abs g + 1e-10)) before gs
-            Expect.isLessThan (maxRelative (values ps) expected) 1e-6 "θ₁ = θ₀ − lr·g/(√(g²) + ε)"
+            firstStep (fun f -> Optimisers.adagrad f 0.1 0.0) 0.1 1e-10 "θ₁ = θ₀ − lr·g/(√(g²) + ε)"
         }
         test "Adam with weight decay follows torch.optim.Adam over 200 steps" {
             let ours, theirs =
