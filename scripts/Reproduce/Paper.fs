@@ -6,7 +6,8 @@ open System
 open System.Diagnostics
 open System.IO
 
-/// The commit the run was made from (with "+changes" when the tree was dirty), or "unknown".
+/// The commit the run was made from (with "+changes" when tracked files other than the run's own outputs,
+/// paper/ and runs/, differ from it), or "unknown".
 let commit () =
     try
         let git args =
@@ -15,7 +16,7 @@ let commit () =
             let out = p.StandardOutput.ReadToEnd().Trim()
             p.WaitForExit()
             if p.ExitCode = 0 then Some out else None
-        match git "rev-parse --short HEAD", git "status --porcelain --untracked-files=no" with
+        match git "rev-parse --short HEAD", git "status --porcelain --untracked-files=no -- . :(exclude)paper :(exclude)runs" with
         | Some sha, Some "" -> sha
         | Some sha, Some _ -> sha + "+changes"
         | _ -> "unknown"
