@@ -47,6 +47,13 @@ let private against (ours: FlatParameters.FlatParameters -> Optimisers.IStepRule
         for t in grads do t.Dispose()
     values a, values b
 
+/// 200 steps of our rule and of TorchSharp's optimiser on the same gradients end at the same weights, up to
+/// float32 rounding, and those weights moved.
+let private follows ours theirs =
+    let a, b = against ours theirs 200
+    Expect.isLessThan (maxRelative a b) 1e-5 "the same update, up to float32 rounding"
+    Expect.isGreaterThan (maxRelative a (values (parameters 3))) 0.1 "and the weights did move"
+
 /// One step of `make` from fresh state: every weight must move by lr·g/(|g| + ε) against its gradient
 /// (Adam's bias-corrected first step and Adagrad's first step both reduce to this), the snapshot must
 /// hold the weights from before, bit for bit, and ZeroGrad must then leave every gradient zero.
@@ -97,17 +104,10 @@ let tests =
             firstStep (fun f -> Optimisers.adagrad f 0.1 0.0) 0.1 1e-10 "θ₁ = θ₀ − lr·g/(√(g²) + ε)"
         }
         test "Adam with weight decay follows torch.optim.Adam over 200 steps" {
-            let ours, theirs =
-                against (fun f -> Optimisers.adam f 0.01 0.05)
-                        (fun ps -> torch.optim.Adam(ps, lr = 0.01, weight_decay = 0.05)) 200
-            Expect.isLessThan (maxRelative ours theirs) 1e-5 "the same update, up to float32 rounding"
-            Expect.isGreaterThan (maxRelative ours (values (parameters 3))) 0.1 "and the weights did move"
+            follows (fun f -> Optimisers.adam f 0.01 0.05) (fun ps -> torch.optim.Adam(ps, lr = 0.01, weight_decay = 0.05))
         }
         test "Adam as tensor operations (the GPU path) follows torch.optim.Adam over 200 steps too" {
-            let ours, theirs =
-                against (fun f -> Optimisers.adamUnfused f 0.01 0.05)
-                        (fun ps -> torch.optim.Adam(ps, lr = 0.01, weight_decay = 0.05)) 200
-            Expect.isLessThan (maxRelative ours theirs) 1e-5 "the same update, up to float32 rounding"
+            follows (fun f -> Optimisers.adamUnfused f 0.01 0.05) (fun ps -> torch.optim.Adam(ps, lr = 0.01, weight_decay = 0.05))
         }
         test "the one-pass CPU kernel and the tensor operations agree on weights and snapshot over 10⁶ + 3 weights" {
             // Long enough for many SIMD vectors and a scalar tail.
@@ -130,11 +130,7 @@ let tests =
             Expect.isTrue (AdamKernel.applies fused) "the CPU float32 buffer takes the one-pass kernel"
         }
         test "Adagrad with weight decay follows torch.optim.Adagrad over 200 steps" {
-            let ours, theirs =
-                against (fun f -> Optimisers.adagrad f 0.1 0.05)
-                        (fun ps -> torch.optim.Adagrad(ps, lr = 0.1, weight_decay = 0.05)) 200
-            Expect.isLessThan (maxRelative ours theirs) 1e-5 "the same update, up to float32 rounding"
-            Expect.isGreaterThan (maxRelative ours (values (parameters 3))) 0.1 "and the weights did move"
+            follows (fun f -> Optimisers.adagrad f 0.1 0.05) (fun ps -> torch.optim.Adagrad(ps, lr = 0.1, weight_decay = 0.05))
         }
         test "parameters of different dtypes are refused before any change" {
             let ps = [ new Modules.Parameter(torch.zeros(3L)); new Modules.Parameter(torch.zeros(3L, dtype = torch.float64)) ]
