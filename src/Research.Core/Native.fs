@@ -39,13 +39,18 @@ let private isAmd () =
         let text (r: int) = Text.Encoding.ASCII.GetString(BitConverter.GetBytes r)
         text b + text d + text c = "AuthenticAMD"
 
-let private torchCpuPath () =
+/// The distinct files mapped into this process, from /proc/self/maps (empty where there is none).
+let private mappedFiles () =
     if File.Exists "/proc/self/maps" then
         File.ReadAllLines "/proc/self/maps"
-        |> Array.tryPick (fun line ->
+        |> Array.choose (fun line ->
             let i = line.IndexOf '/'
-            if i >= 0 && Path.GetFileName(line.Substring i) = "libtorch_cpu.so" then Some(line.Substring i) else None)
-    else None
+            if i < 0 then None else Some(line.Substring i))
+        |> Array.distinct
+    else [||]
+
+let private torchCpuPath () =
+    mappedFiles () |> Array.tryFind (fun p -> Path.GetFileName p = "libtorch_cpu.so")
 
 /// MKL (statically linked into libtorch_cpu) asks `mkl_serv_intel_cpu_true` whether the CPU is Intel and,
 /// on AMD, runs generic AVX2 kernels whatever the CPU supports: sgemm reaches 205 GFLOP/s here where its
@@ -101,17 +106,11 @@ let mklCodePath () : MklCodePath = loaded.Force()
 /// empty elsewhere). Used to prove that the package's libtorch, not a system copy, was loaded.
 let loadedLibraries () : string list =
     ensureLoaded ()
-    if File.Exists "/proc/self/maps" then
-        File.ReadAllLines "/proc/self/maps"
-        |> Array.choose (fun line ->
-            let i = line.IndexOf '/'
-            if i < 0 then None else Some(line.Substring i))
-        |> Array.filter (fun p ->
-            let name = Path.GetFileName p
-            name.StartsWith "libtorch" || name.StartsWith "libLibTorchSharp" || name.StartsWith "libc10")
-        |> Array.distinct
-        |> Array.toList
-    else []
+    mappedFiles ()
+    |> Array.filter (fun p ->
+        let name = Path.GetFileName p
+        name.StartsWith "libtorch" || name.StartsWith "libLibTorchSharp" || name.StartsWith "libc10")
+    |> Array.toList
 
 /// Hands memory that glibc's malloc holds free back to the system (malloc_trim), after a large release
 /// such as a model's Dispose. glibc raises its mmap threshold after freeing big blocks, so a model's
