@@ -35,8 +35,7 @@ let private ofLine (l: string) =
 let curve (cache: string) (budget: Budget) (algorithm: Algorithm) (latent: int) (train: torch.Tensor) (test: torch.Tensor) =
     let epochs = budget.Epochs
     let file = Path.Combine(cache, "fig2", $"{name algorithm}-z{latent}-h{hidden}-n{train.shape.[0]}-e{epochs}.csv")
-    if File.Exists file then File.ReadAllLines file |> Array.skip 1 |> Array.map ofLine |> List.ofArray
-    else
+    Curves.cached file header toLine ofLine (fun () ->
         let lr = stepSize budget.SearchRows algorithm latent hidden train
         log $"{name algorithm}, N_z = {latent}: step size {lr}, {epochs} epochs"
         use model = vae latent hidden
@@ -48,28 +47,19 @@ let curve (cache: string) (budget: Budget) (algorithm: Algorithm) (latent: int) 
             points.Add p
             log $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}"
         fit algorithm model train { adagrad train.shape.[0] lr epochs with Validation = Some test; Progress = progress } |> ignore
-        Directory.CreateDirectory(Path.GetDirectoryName file) |> ignore
-        File.WriteAllLines(file, header :: [ for p in points -> toLine p ])
-        List.ofSeq points
+        List.ofSeq points)
 
 /// Runs (or reads) every curve and writes `results`/fig2_bound.csv and `figures`/fig2_bound.png, one
 /// panel per latent size. Returns the paths and the points.
 let run (cache: string) (results: string) (figures: string) (budget: Budget) (train: torch.Tensor) (test: torch.Tensor) =
     let runs = [ for latent in budget.Latents do for algorithm in [ Aevb; WakeSleep ] -> latent, algorithm ]
-    let points =
-        [ for i, (latent, algorithm) in List.indexed runs do
-            Log.fraction i runs.Length
-            yield! curve cache budget algorithm latent train test ]
+    let points = Curves.all runs (fun (latent, algorithm) -> curve cache budget algorithm latent train test)
     Directory.CreateDirectory results |> ignore
     let csv = Path.Combine(results, "fig2_bound.csv")
     File.WriteAllLines(csv, header :: List.map toLine points)
     let samples = float (int64 budget.Epochs * train.shape.[0])
     let panel latent (plot: ScottPlot.Plot) =
-        let series alg pick label =
-            let ps = points |> List.filter (fun p -> p.Latent = latent && p.Algorithm = alg)
-            label, ps |> List.map (fun p -> float p.Samples) |> Array.ofList, ps |> List.map pick |> Array.ofList
-        Plots.drawLinesLogX plot $"MNIST, N_z = {latent} (budget {samples:G3} samples)" "training samples evaluated" "lower bound per datapoint (nats)"
-            [ series "AEVB" (fun p -> p.Train) "AEVB (train)"; series "AEVB" (fun p -> p.Test) "AEVB (test)"
-              series "Wake-sleep" (fun p -> p.Train) "Wake-sleep (train)"; series "Wake-sleep" (fun p -> p.Test) "Wake-sleep (test)" ]
+        Curves.drawPanel plot $"MNIST, N_z = {latent} (budget {samples:G3} samples)" "lower bound per datapoint (nats)"
+            (points |> List.filter (fun p -> p.Latent = latent)) (fun p -> p.Algorithm, p.Samples, p.Train, p.Test)
     let png = Plots.panels (Path.Combine(figures, "fig2_bound.png")) [ for latent in budget.Latents -> panel latent ] 3 620 460
     [ csv; png ], points

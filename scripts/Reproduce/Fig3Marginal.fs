@@ -34,8 +34,7 @@ let checkpoints (budget: int64) =
 let curve (cache: string) (searchRows: int64) (algorithm: Algorithm) (trainSize: int64) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
     let epochs = int (budget / trainSize)
     let file = Path.Combine(cache, "fig3", $"{name algorithm}-n{trainSize}-s{budget}-k{importanceSamples}.csv")
-    if File.Exists file then File.ReadAllLines file |> Array.skip 1 |> Array.map ofLine |> List.ofArray
-    else
+    Curves.cached file header toLine ofLine (fun () ->
         use data = train.narrow(0L, 0L, trainSize)
         let lr = stepSize searchRows algorithm latent hidden data
         log $"{name algorithm}, N = {trainSize}: step size {lr}, {epochs} epochs"
@@ -55,28 +54,18 @@ let curve (cache: string) (searchRows: int64) (algorithm: Algorithm) (trainSize:
                 log $"  {name algorithm} N = {trainSize}, {r.ExamplesSeen} samples: log p(x) train {p.Train:F2}, test {p.Test:F2}"
             | _ -> ()
         fit algorithm model data { adagrad trainSize lr epochs with Progress = progress } |> ignore
-        Directory.CreateDirectory(Path.GetDirectoryName file) |> ignore
-        File.WriteAllLines(file, header :: [ for p in points -> toLine p ])
-        List.ofSeq points
+        List.ofSeq points)
 
 /// Runs (or reads) every curve and writes `results`/fig3_marginal.csv and `figures`/fig3_marginal.png,
 /// one panel per training set size. Returns the paths and the points.
 let run (cache: string) (results: string) (figures: string) (searchRows: int64) (trainSizes: int64 list) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
     let runs = [ for n in trainSizes do for algorithm in [ Aevb; WakeSleep ] -> n, algorithm ]
-    let points =
-        [ for i, (n, algorithm) in List.indexed runs do
-            Log.fraction i runs.Length
-            yield! curve cache searchRows algorithm n budget importanceSamples train test ]
+    let points = Curves.all runs (fun (n, algorithm) -> curve cache searchRows algorithm n budget importanceSamples train test)
     Directory.CreateDirectory results |> ignore
     let csv = Path.Combine(results, "fig3_marginal.csv")
     File.WriteAllLines(csv, header :: List.map toLine points)
     let panel n (plot: ScottPlot.Plot) =
-        let series alg pick label =
-            let ps = points |> List.filter (fun p -> p.TrainSize = n && p.Algorithm = alg)
-            label, ps |> List.map (fun p -> float p.Samples) |> Array.ofList, ps |> List.map pick |> Array.ofList
-        Plots.drawLinesLogX plot $"N_train = {n}, N_z = {latent} (IW estimate, K = {importanceSamples})" "training samples evaluated"
-            "marginal log-likelihood (nats)"
-            [ series "AEVB" (fun p -> p.Train) "AEVB (train)"; series "AEVB" (fun p -> p.Test) "AEVB (test)"
-              series "Wake-sleep" (fun p -> p.Train) "Wake-sleep (train)"; series "Wake-sleep" (fun p -> p.Test) "Wake-sleep (test)" ]
+        Curves.drawPanel plot $"N_train = {n}, N_z = {latent} (IW estimate, K = {importanceSamples})" "marginal log-likelihood (nats)"
+            (points |> List.filter (fun p -> p.TrainSize = n)) (fun p -> p.Algorithm, p.Samples, p.Train, p.Test)
     let png = Plots.panels (Path.Combine(figures, "fig3_marginal.png")) [ for n in trainSizes -> panel n ] 2 620 460
     [ csv; png ], points
