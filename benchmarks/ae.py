@@ -41,8 +41,10 @@ def epoch(data, steps=None):
     return total / n
 
 
+t = time.perf_counter()
 epoch(train, a.warmup_steps)
+warmup_s = time.perf_counter() - t
 t = time.perf_counter()
 loss = epoch(train)
-emit({"epoch_s": time.perf_counter() - t, "train_loss": loss, "rows": train.shape[0],
+emit({"epoch_s": time.perf_counter() - t, "warmup_s": warmup_s, "train_loss": loss, "rows": train.shape[0],
       "threads": torch.get_num_threads()})

@@ -144,10 +144,12 @@ def profile():
 if a.mode == "profile":
     profile()
 elif a.mode == "epoch":
+    t = time.perf_counter()
     epoch(train, a.warmup_steps)
+    warmup_s = time.perf_counter() - t
     t = time.perf_counter()
     loss = epoch(train)
-    emit({"epoch_s": time.perf_counter() - t, "train_loss": loss, "rows": train.shape[0],
+    emit({"epoch_s": time.perf_counter() - t, "warmup_s": warmup_s, "train_loss": loss, "rows": train.shape[0],
           "threads": torch.get_num_threads()})
 else:
     rss, rss_before = [], proc_status()["VmRSS"]

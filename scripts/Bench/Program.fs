@@ -20,6 +20,9 @@ type Settings =
       RunEpochs: int
       IwSamples: int
       IwRows: int
+      /// Minibatches of the untimed pass before each timed epoch, on both sides (long enough for .NET's
+      /// tiered JIT to finish compiling the training step; 20 leave it compiling during the timed epoch).
+      WarmupSteps: int
       SgemmN: int
       ProfileSteps: int
       ProfileReps: int
@@ -113,6 +116,7 @@ let run (s: Settings) =
     let peer label script extra env () =
         add label (runChild s label Peers.Python ([ Path.Combine("benchmarks", script); "--threads"; t ] @ extra) env)
     let rows = [ "--rows"; string s.Rows ]
+    let warm = [ "--warmup-steps"; string s.WarmupSteps ]
     let d = [ "--data"; s.Data ]
 
     // The peer's sgemm on Debian's reference BLAS, once: shows what LD_LIBRARY_PATH buys.
@@ -121,8 +125,8 @@ let run (s: Settings) =
     let pairs =
         [ ours "ours.sgemm" "sgemm" [ "--n"; string s.SgemmN; "--reps"; "5" ] [],
           peer "torch.sgemm" "sgemm.py" [ "--n"; string s.SgemmN; "--reps"; "5" ] peerEnv
-          ours "ours.vae-epoch" "vae-epoch" rows [], peer "torch.vae-epoch" "vae.py" (d @ rows @ [ "--mode"; "epoch" ]) peerEnv
-          ours "ours.ae-epoch" "ae-epoch" rows [], peer "torch.ae-epoch" "ae.py" (d @ rows) peerEnv
+          ours "ours.vae-epoch" "vae-epoch" (rows @ warm) [], peer "torch.vae-epoch" "vae.py" (d @ rows @ warm @ [ "--mode"; "epoch" ]) peerEnv
+          ours "ours.ae-epoch" "ae-epoch" (rows @ warm) [], peer "torch.ae-epoch" "ae.py" (d @ rows @ warm) peerEnv
           ours "ours.pca" "pca" (rows @ [ "--components"; "50" ]) [],
           peer "sklearn.pca" "pca.py" (d @ rows @ [ "--components"; "50" ]) peerEnv ]
     for r in 1 .. s.Reps do
@@ -172,7 +176,7 @@ let run (s: Settings) =
            | None -> "OMP_WAIT_POLICY as inherited (unset: libgomp spins at its barriers). ")
           + $"Times are medians over {s.Reps} alternating repetitions, each a fresh process, [min–max] after them; "
           + "ours / peer is the ratio of the medians, [min–max] of the per-repetition ratios (each pair ran back to back)." ]
-    let md = Analysis.markdown s.Rows s.RunEpochs s.IwSamples s.IwRows otherWaitName results header
+    let md = Analysis.markdown s.Rows s.WarmupSteps s.RunEpochs s.IwSamples s.IwRows otherWaitName results header
     Directory.CreateDirectory s.Out |> ignore
     let mdPath = Path.Combine(s.Out, "bench.md")
     File.WriteAllText(mdPath, md)
@@ -209,6 +213,7 @@ let main argv =
                   RunEpochs = i "epochs" (if quick then 2 else 10)
                   IwSamples = i "iw-samples" (if quick then 100 else 5000)
                   IwRows = i "iw-rows" (if quick then 100 else 1000)
+                  WarmupSteps = i "warmup-steps" (if quick then 20 else 400)
                   SgemmN = i "sgemm-n" (if quick then 1024 else 4096)
                   ProfileSteps = i "profile-steps" (if quick then 30 else 300)
                   ProfileReps = i "profile-reps" (if quick then 1 else 3)

@@ -105,10 +105,11 @@ let epoch (model: string) threads data rows warmupSteps (weightDecay: float) =
             (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable), (fun () -> m.Networks.Parameters)
     let run, m, parameters = fit
     use _m = m
-    run warm |> ignore
+    let _, warmupSeconds = time (fun () -> run warm)
     let reports, seconds = time (fun () -> run x)
     let o = JsonObject()
     put o "epoch_s" (seconds)
+    put o "warmup_s" (warmupSeconds)
     // A fingerprint of the trained weights (Σ|w| in float64), to compare two builds bit for bit.
     put o "weights_l1" (parameters () |> List.sumBy (fun p -> p.abs().sum().to_type(torch.ScalarType.Float64).item<float> ()))
     put o "train_loss" ((List.last reports).TrainLoss)
@@ -180,7 +181,7 @@ let profile threads data rows (steps: int) =
     use adam = Optimisers.adam flat 1e-3 0.0
     use lastGood = flat.Values.clone ()
     use g = new torch.Generator(0UL)
-    use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64)
+    let mutable lossSum = 0.0
     let names = [| "select"; "forward"; "item"; "zero_grad"; "backward"; "step"; "accumulate" |]
     let acc = Array.zeroCreate<float> names.Length
     let sw = Stopwatch()
@@ -211,7 +212,7 @@ let profile threads data rows (steps: int) =
         mark 4
         adam.Step lastGood // also writes the snapshot, as in Training.fit
         mark 5
-        lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * 128.0) |> ignore
+        lossSum <- lossSum + float v * 128.0 // on the host, as Training.fit does
         mark 6
         start <- start + 128L
     total.Stop()

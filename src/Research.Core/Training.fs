@@ -102,7 +102,8 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
     let mutable seen = 0L
     let mutable epoch = 1
     while epoch <= config.Epochs && not config.Cancellation.IsCancellationRequested do
-        use lossSum = torch.zeros(1L, dtype = torch.ScalarType.Float64, device = data.device)
+        // Summed on the host in float64 from the value read for the divergence check (no tensor ops).
+        let mutable lossSum = 0.0
         let order = torch.randperm(n, generator = generator, device = data.device)
         use _o = order
         let mutable start = 0L
@@ -121,14 +122,14 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
             optimizer.ZeroGrad()
             loss.backward ()
             optimizer.Step lastGood
-            lossSum.add_(loss.detach().to_type(torch.ScalarType.Float64) * float size) |> ignore
+            lossSum <- lossSum + float value * float size
             start <- start + size
             seen <- seen + size
             b <- b + 1
         if start >= n then
             let validation = config.Validation |> Option.map model.Evaluate
             let report =
-                { Epoch = epoch; TrainLoss = lossSum.item<float> () / float n; ValidationLoss = validation
+                { Epoch = epoch; TrainLoss = lossSum / float n; ValidationLoss = validation
                   ExamplesSeen = seen; Elapsed = clock.Elapsed }
             history.Add report
             config.Progress report
