@@ -168,7 +168,7 @@ let vaeRun threads data rows epochs (iwSamples: int) (iwRows: int) =
     emit (facts o dt)
 
 /// Where the time of one VAE training step goes: the step of Training.fit taken apart (same model, same
-/// loss as Vae.fs's at β = 1, the same flat parameter buffer, Adam and snapshot), each phase timed over
+/// loss as Vae.fs's at β = 1, the same flat parameter buffer, Adam writing into the second buffer), each phase timed over
 /// `steps` minibatches after 20 warm-up ones. Also times the input check that Fit runs once over the
 /// whole training set.
 let profile threads data rows (steps: int) =
@@ -179,7 +179,6 @@ let profile threads data rows (steps: int) =
     let _, checkS = time (fun () -> vae.CheckData("data", x))
     use flat = new FlatParameters.FlatParameters(vae.Networks.Parameters)
     use adam = Optimisers.adam flat 1e-3 0.0
-    use lastGood = flat.Values.clone ()
     use g = new torch.Generator(0UL)
     let mutable lossSum = 0.0
     let names = [| "select"; "forward"; "item"; "zero_grad"; "backward"; "step"; "accumulate" |]
@@ -210,7 +209,7 @@ let profile threads data rows (steps: int) =
         mark 3
         loss.backward ()
         mark 4
-        adam.Step lastGood // also writes the snapshot, as in Training.fit
+        adam.Step() // into the other buffer, keeping the weights before it, as in Training.fit
         mark 5
         lossSum <- lossSum + float v * 128.0 // on the host, as Training.fit does
         mark 6
@@ -227,7 +226,7 @@ let profile threads data rows (steps: int) =
     emit (facts o dt)
 
 /// Resident memory over `steps` VAE steps on random data: "backward" (forward, zero_grad, backward only),
-/// "fit-step" (the whole step of Training.fit: flat buffer, snapshot, Optimisers.adam) or "torch-adam"
+/// "fit-step" (the whole step of Training.fit: flat double buffer, Optimisers.adam) or "torch-adam"
 /// (TorchSharp's torch.optim.Adam on the separate parameters, which the library does not use because of
 /// the growth this shows). RSS is read every 100 steps.
 let memory threads (variant: string) (steps: int) =
@@ -239,7 +238,6 @@ let memory threads (variant: string) (steps: int) =
     use g = new torch.Generator(0UL)
     let flat = if variant = "fit-step" then Some(new FlatParameters.FlatParameters(ps)) else None
     let ours = flat |> Option.map (fun f -> Optimisers.adam f 1e-3 0.0)
-    let lastGood = flat |> Option.map (fun f -> f.Values.clone ())
     let theirs = if variant = "torch-adam" then Some(torch.optim.Adam(ps, lr = 1e-3)) else None
     let rss = ResizeArray<float>([ fst (procStatus self) ])
     let clock = Stopwatch.StartNew()
@@ -249,12 +247,12 @@ let memory threads (variant: string) (steps: int) =
         let t = Estimators.sgvbB g 1 vae.Model b
         let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
         loss.item<float32> () |> ignore
-        match flat, ours, lastGood, theirs with
-        | Some _, Some adam, Some last, _ ->
+        match ours, theirs with
+        | Some adam, _ ->
             adam.ZeroGrad()
             loss.backward ()
-            adam.Step last
-        | _, _, _, Some opt ->
+            adam.Step()
+        | _, Some opt ->
             opt.zero_grad ()
             loss.backward ()
             opt.step () |> ignore
@@ -266,7 +264,6 @@ let memory threads (variant: string) (steps: int) =
         if s % 100 = 0 then rss.Add(fst (procStatus self))
     let msPerStep = clock.Elapsed.TotalMilliseconds / float steps
     ours |> Option.iter (fun o -> o.Dispose())
-    lastGood |> Option.iter (fun t -> t.Dispose())
     flat |> Option.iter (fun f -> (f :> IDisposable).Dispose())
     theirs |> Option.iter (fun o -> o.Dispose())
     let o = JsonObject()

@@ -11,9 +11,10 @@ type IStepRule =
     inherit IDisposable
     /// Makes every gradient zero (a no-op when the last Step already left them so).
     abstract ZeroGrad: unit -> unit
-    /// Copies the parameters into `snapshot` (a tensor shaped as the flat buffer: the weights to return
-    /// to if the next loss is not finite), then applies one update from the current gradients.
-    abstract Step: snapshot: Tensor -> unit
+    /// Applies one update from the current gradients. Afterwards the flat buffer's Values hold the new
+    /// weights and its Previous the weights from before the step (those to return to, by Flip, if the
+    /// next loss is not finite).
+    abstract Step: unit -> unit
 
 /// The L2 penalty's gradient added to the loss gradient (PyTorch's weight_decay), or the gradient itself.
 let private penalised (flat: FlatParameters.FlatParameters) (decay: Scalar option) =
@@ -31,7 +32,8 @@ let private scalars (xs: float list) = xs |> List.map (fun x -> x.ToScalar()) |>
 /// The last step is computed as θ ← θ − (lr·√(1−β₂ᵗ) / (1−β₁ᵗ)) · m / (√v + ε·√(1−β₂ᵗ)), the same quantity
 /// with one pass over the parameters fewer, and m by one lerp: the update is bound by memory traffic
 /// (six passes over the parameters instead of nine), not arithmetic. On the CPU (float32) the whole update
-/// is one pass of AdamKernel; elsewhere it is these tensor operations.
+/// is one pass of AdamKernel, which writes the new weights into the flat buffer's Previous and flips it;
+/// elsewhere Previous gets a copy of the weights and these tensor operations update them in place.
 type private Adam(flat: FlatParameters.FlatParameters, lr: float, weightDecay: float, fused: bool) =
     let beta1, beta2 = 0.9, 0.999
     let m = torch.zeros_like flat.Values
@@ -48,18 +50,19 @@ type private Adam(flat: FlatParameters.FlatParameters, lr: float, weightDecay: f
         member _.ZeroGrad() =
             if not gradsAreZero then flat.Grads.zero_() |> ignore
             gradsAreZero <- false
-        member _.Step(snapshot) =
+        member _.Step() =
             use _ = torch.no_grad ()
             step <- step + 1
             let bc1 = 1.0 - Math.Pow(beta1, float step)
             let bc2 = 1.0 - Math.Pow(beta2, float step)
             let epsHat, stepSize = eps * Math.Sqrt bc2, -(lr * Math.Sqrt bc2 / bc1)
-            if fused && AdamKernel.applies snapshot then
-                AdamKernel.step snapshot flat.Values flat.Grads m v (float32 (1.0 - beta1)) (float32 beta2)
+            if fused then
+                AdamKernel.step flat.Values flat.Previous flat.Grads m v (float32 (1.0 - beta1)) (float32 beta2)
                     (float32 (1.0 - beta2)) (float32 weightDecay) (float32 stepSize) (float32 epsHat)
+                flat.Flip()
                 gradsAreZero <- true
             else
-                snapshot.copy_(flat.Values) |> ignore
+                flat.Previous.copy_(flat.Values) |> ignore
                 use g = penalised flat decay
                 m.lerp_(g, lerpWeight) |> ignore
                 v.mul_(s.[2]).addcmul_(g, g, value = s.[3]) |> ignore
@@ -82,9 +85,9 @@ type private Adagrad(flat: FlatParameters.FlatParameters, lr: float, weightDecay
     let decay = if weightDecay <> 0.0 then Some s.[2] else None
     interface IStepRule with
         member _.ZeroGrad() = flat.Grads.zero_() |> ignore
-        member _.Step(snapshot) =
+        member _.Step() =
             use _ = torch.no_grad ()
-            snapshot.copy_(flat.Values) |> ignore
+            flat.Previous.copy_(flat.Values) |> ignore
             use g = penalised flat decay
             sum.addcmul_(g, g, value = s.[3]) |> ignore
             use std = sum.sqrt ()

@@ -92,11 +92,10 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
     use _g = generator
     use flat = new FlatParameters.FlatParameters(model.Parameters)
     use optimizer = makeOptimizer config flat
-    // The weights before the latest step (Step writes them), restored if the next loss is not finite.
-    use lastGood = flat.Values.clone ()
-    let restoreLastGood () =
-        use _ = torch.no_grad ()
-        flat.Values.copy_(lastGood) |> ignore
+    // After a Step the weights before it are flat.Previous; they are restored if the next loss is not
+    // finite. Before the first Step the weights are the ones Fit was given, and they stay.
+    let mutable stepped = false
+    let restoreLastGood () = if stepped then flat.Flip()
     let clock = Stopwatch.StartNew()
     let history = ResizeArray<EpochReport>()
     let mutable seen = 0L
@@ -121,7 +120,8 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
                     epoch, b))
             optimizer.ZeroGrad()
             loss.backward ()
-            optimizer.Step lastGood
+            optimizer.Step()
+            stepped <- true
             lossSum <- lossSum + float value * float size
             start <- start + size
             seen <- seen + size

@@ -32,7 +32,6 @@ let private against (ours: FlatParameters.FlatParameters -> Optimisers.IStepRule
     use flat = new FlatParameters.FlatParameters(a)
     use rule = ours flat
     use opt = theirs b
-    use snapshot = torch.empty_like flat.Values
     use g = new torch.Generator(4UL)
     for _ in 1 .. steps do
         let grads = gradients g a
@@ -42,7 +41,7 @@ let private against (ours: FlatParameters.FlatParameters -> Optimisers.IStepRule
             use pg = p.grad
             pg.add_(grad) |> ignore
         for p, grad in List.zip b grads do p.grad <- grad
-        rule.Step snapshot
+        rule.Step()
         opt.step () |> ignore
         for t in grads do t.Dispose()
     values a, values b
@@ -55,30 +54,30 @@ let private follows ours theirs =
     Expect.isGreaterThan (maxRelative a (values (parameters 3))) 0.1 "and the weights did move"
 
 /// One step of `make` from fresh state: every weight must move by lr·g/(|g| + ε) against its gradient
-/// (Adam's bias-corrected first step and Adagrad's first step both reduce to this), the snapshot must
-/// hold the weights from before, bit for bit, and ZeroGrad must then leave every gradient zero.
+/// (Adam's bias-corrected first step and Adagrad's first step both reduce to this), the flat buffer's
+/// Previous must hold the weights from before, bit for bit, and ZeroGrad must then leave every gradient zero.
 let private firstStep (make: FlatParameters.FlatParameters -> Optimisers.IStepRule) lr eps (formula: string) =
     let ps = parameters 2
     let before = values ps
     use flat = new FlatParameters.FlatParameters(ps)
     use rule = make flat
-    use snapshot = torch.empty_like flat.Values
     use g = new torch.Generator(9UL)
     let grads = gradients g ps
     for p, grad in List.zip ps grads do
         use pg = p.grad
         pg.copy_(grad) |> ignore
-    rule.Step snapshot
+    rule.Step()
     let gs = grads |> List.collect (fun t -> Interop.toArray (t.flatten()) |> Array.map float |> List.ofArray)
     let expected = List.map2 (fun w g -> w - lr * g / (abs g + eps)) before gs
     Expect.isLessThan (maxRelative (values ps) expected) 1e-6 formula
-    Expect.sequenceEqual (Interop.toArray snapshot |> Array.map float) before "the snapshot holds θ₀, bit for bit"
+    Expect.sequenceEqual (Interop.toArray flat.Previous |> Array.map float) before "Previous holds θ₀, bit for bit"
+    Expect.sequenceEqual (Interop.toArray flat.Values |> Array.map float) (values ps) "the parameters are views of Values"
     rule.ZeroGrad()
     Expect.equal (flat.Grads.abs().sum().item<float32> ()) 0.0f "ZeroGrad leaves every gradient zero"
 
 let tests =
     testList "Optimisers" [
-        test "the flat buffer holds the parameters: writing it changes them, backward fills its gradients, Dispose detaches them" {
+        test "the flat buffer holds the parameters: writing it changes them, backward fills its gradients, Flip re-points them, Dispose detaches them" {
             let ps = parameters 1
             let before = values ps
             use flat = new FlatParameters.FlatParameters(ps)
@@ -93,6 +92,18 @@ let tests =
             loss.backward ()
             use expected = flat.Values * 2.0
             Expect.isTrue (flat.Grads.allclose(expected)) "backward wrote 2θ into Grads"
+            // Flip: the parameters become views of the other buffer, which is then Values.
+            let other = flat.Previous
+            do
+                use _ = torch.no_grad ()
+                other.fill_((3.0).ToScalar()) |> ignore
+            flat.Flip()
+            Expect.isTrue (obj.ReferenceEquals(flat.Values, other)) "Previous became Values"
+            Expect.isTrue (values ps |> List.forall ((=) 3.0)) "the parameters show the other buffer"
+            flat.Grads.zero_() |> ignore
+            let loss2 = ps |> List.map (fun p -> p.sum()) |> List.reduce (+)
+            loss2.backward ()
+            Expect.equal (flat.Grads.sum().item<float32> ()) (float32 flat.Count) "backward still fills Grads after a Flip"
             (flat :> IDisposable).Dispose()
             Expect.isTrue (ps |> List.forall (fun p -> isNull p.grad)) "Dispose detaches the gradients"
             Expect.isTrue (ps |> List.forall (fun p -> p.requires_grad)) "the parameters stay trainable"
@@ -109,20 +120,19 @@ let tests =
         test "Adam as tensor operations (the GPU path) follows torch.optim.Adam over 200 steps too" {
             follows (fun f -> Optimisers.adamUnfused f 0.01 0.05) (fun ps -> torch.optim.Adam(ps, lr = 0.01, weight_decay = 0.05))
         }
-        test "the one-pass CPU kernel and the tensor operations agree on weights and snapshot over 10⁶ + 3 weights" {
+        test "the one-pass CPU kernel and the tensor operations agree on the new and the previous weights over 10⁶ + 3 weights" {
             // Long enough for many SIMD vectors and a scalar tail.
             let run (make: FlatParameters.FlatParameters -> Optimisers.IStepRule) =
                 use g = new torch.Generator(12UL)
                 let p = new Modules.Parameter(torch.randn([| 1000003L |], generator = g))
                 use flat = new FlatParameters.FlatParameters([ p ])
                 use rule = make flat
-                use snapshot = torch.empty_like flat.Values
                 for _ in 1 .. 5 do
                     rule.ZeroGrad()
                     use grad = torch.randn([| 1000003L |], generator = g)
                     flat.Grads.add_(grad) |> ignore
-                    rule.Step snapshot
-                torch.cat([| flat.Values; snapshot |])
+                    rule.Step()
+                torch.cat([| flat.Values; flat.Previous |])
             use fused = run (fun f -> Optimisers.adam f 0.01 0.1)
             use plain = run (fun f -> Optimisers.adamUnfused f 0.01 0.1)
             use diff = (fused - plain).abs().max()
