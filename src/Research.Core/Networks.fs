@@ -57,8 +57,13 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
         for name, p in mine do p.copy_(byName.[name]) |> ignore
 
     /// Trains with `loss` and `evaluate` on data already validated by the model; refuses a second
-    /// concurrent Fit on the same model.
+    /// concurrent Fit on the same model. Gradients come from autograd through `loss`.
     member this.Fit(data: Tensor, training: Training.TrainingConfig, loss, evaluate) : Training.EpochReport list =
+        this.Fit(data, training, loss, Training.byAutograd loss, evaluate)
+
+    /// Trains as Fit above, with `lossAndGradients` (the loss after filling the gradients, as
+    /// ITrainable.LossAndGradients) computing each step's gradients.
+    member this.Fit(data: Tensor, training: Training.TrainingConfig, loss, lossAndGradients, evaluate) : Training.EpochReport list =
         Training.validate training
         if Interlocked.CompareExchange(busy, 1, 0) <> 0 then
             raise (InvalidOperationException($"Fit is already running on this {modelName}; train one model per thread."))
@@ -71,6 +76,7 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
                     { new Training.ITrainable with
                         member _.Parameters = parameters
                         member _.Loss generator batch = loss generator batch
+                        member _.LossAndGradients generator batch = lossAndGradients generator batch
                         member _.Evaluate v = evaluate v }
                 Training.fit trainable xd { training with Validation = vd }
             finally

@@ -66,8 +66,16 @@ type ITrainable =
     abstract Parameters: Modules.Parameter list
     /// The scalar loss (mean per example) of one minibatch, differentiable; `generator` drives any sampling.
     abstract Loss: generator: torch.Generator -> batch: Tensor -> Tensor
+    /// The same loss, after adding its derivative into every parameter's gradient (see `byAutograd`).
+    abstract LossAndGradients: generator: torch.Generator -> batch: Tensor -> Tensor
     /// The mean loss per example of a whole data set, without gradients.
     abstract Evaluate: data: Tensor -> float
+
+/// LossAndGradients for a differentiable loss: the loss, then backward through libtorch's autograd.
+let byAutograd (loss: torch.Generator -> Tensor -> Tensor) (generator: torch.Generator) (batch: Tensor) : Tensor =
+    let l = loss generator batch
+    l.backward ()
+    l
 
 /// Checks a training configuration against the data size, before any work.
 let validate (config: TrainingConfig) =
@@ -111,15 +119,14 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
             use scope = torch.NewDisposeScope()
             let size = min batch (n - start)
             let x = data.index_select(0L, order.narrow(0L, start, size))
-            let loss = model.Loss generator x
+            optimizer.ZeroGrad()
+            let loss = model.LossAndGradients generator x
             let value = loss.item<float32> ()
             if not (Single.IsFinite value) then
                 restoreLastGood ()
                 raise (DivergedException(
                     $"Training diverged: the loss is {value} at epoch {epoch}, batch {b}. The model keeps the last weights whose loss was finite; try a smaller learning rate.",
                     epoch, b))
-            optimizer.ZeroGrad()
-            loss.backward ()
             optimizer.Step()
             stepped <- true
             lossSum <- lossSum + float value * float size

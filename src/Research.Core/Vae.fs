@@ -120,6 +120,15 @@ type VariationalAutoencoder(config: VaeConfig) =
         let t = terms generator config.Samples x
         (t.Kl * config.Beta - t.Reconstruction).mean()
 
+    /// The loss and its gradients for one step: estimator B has a closed-form gradient (VaeBackprop);
+    /// estimator A goes through autograd.
+    let lossAndGradients =
+        match config.KlEstimator with
+        | Analytic ->
+            let observation = match config.Likelihood with Bernoulli -> VaeBackprop.BernoulliLogits | Gaussian -> VaeBackprop.GaussianMeanLogVar
+            VaeBackprop.lossAndGradients encoder decoder config.Activation observation config.Samples config.Beta
+        | MonteCarlo -> Training.byAutograd loss
+
     let elboPerExample seed samples (data: Tensor) =
         use generator = new torch.Generator(uint64 seed, device)
         Training.evaluateInChunks evalRows (fun x -> Estimators.elbo (Estimators.sgvbB generator samples model x)) data
@@ -207,7 +216,7 @@ type VariationalAutoencoder(config: VaeConfig) =
     member this.Fit(data: Tensor, training: Training.TrainingConfig) : Training.EpochReport list =
         this.CheckData("data", data)
         training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
-        net.Fit(data, training, loss, (fun v -> -(elboPerExample config.Seed 1 v)))
+        net.Fit(data, training, loss, lossAndGradients, (fun v -> -(elboPerExample config.Seed 1 v)))
 
     interface IDisposable with
         member _.Dispose() = (net :> IDisposable).Dispose()

@@ -15,6 +15,7 @@ let all = testList "Research.Core" [
     MatFileTests.tests
     LinearAeTests.tests
     OptimisersTests.tests
+    VaeBackpropTests.tests
     TrainingTests.tests
     CheckpointTests.tests
     WakeSleepTests.tests

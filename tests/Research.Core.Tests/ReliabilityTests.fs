@@ -39,12 +39,14 @@ let private observe (vae: Vae.VariationalAutoencoder) (probe: Tensor) =
 /// The VAE's own training loss (SGVB B, L = 1, β = 1) as an ITrainable that reports each call first.
 let private stepwise (vae: Vae.VariationalAutoencoder) (beforeLoss: unit -> unit) =
     let parameters = vae.Networks.Parameters
+    let loss generator batch =
+        beforeLoss ()
+        let t = Estimators.sgvbB generator 1 vae.Model batch
+        (t.Kl - t.Reconstruction).mean()
     { new Training.ITrainable with
         member _.Parameters = parameters
-        member _.Loss generator batch =
-            beforeLoss ()
-            let t = Estimators.sgvbB generator 1 vae.Model batch
-            (t.Kl - t.Reconstruction).mean()
+        member _.Loss generator batch = loss generator batch
+        member _.LossAndGradients generator batch = Training.byAutograd loss generator batch
         member _.Evaluate _ = 0.0 }
 
 /// Runs the jobs on their own threads, released together; returns their results and whether they overlapped.

@@ -19,6 +19,8 @@ type private Quadratic(nanAt: int) =
             this.Seen.Add(w.item<float32> ())
             let l = (w - 3.0f).square().sum() + batch.sum() * 0.0f
             if calls = nanAt then l * Single.NaN else l
+        member this.LossAndGradients generator batch =
+            Training.byAutograd (this :> Training.ITrainable).Loss generator batch
         member _.Evaluate _ = 0.0
 
 let private binaryData seed n p =
