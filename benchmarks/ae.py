@@ -1,7 +1,7 @@
 """PyTorch reference for Research.Core.Autoencoder's deep AE: encoder 784-256-64-20 and decoder
 20-64-256-784 with ReLU between layers and a sigmoid output, loss = MSE per element (mean), Adam 1e-3,
 batch 128, data preloaded as one tensor and shuffled by a randperm index each epoch. Times one epoch
-after a short warm-up."""
+after an untimed pass of --warmup-steps minibatches."""
 import argparse
 import time
 

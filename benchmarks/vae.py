@@ -3,11 +3,11 @@ encoder 784-400-40 (ReLU; the last layer emits μ and log σ² together), decode
 Bernoulli likelihood (BCE with logits, summed over pixels), analytic KL, L = 1, loss = mean per example of
 −ELBO, Adam 1e-3, batch 128, data preloaded as one tensor and shuffled by a randperm index each epoch.
 
---mode epoch: time one training epoch after a short warm-up.
+--mode epoch: time one training epoch after an untimed pass of --warmup-steps minibatches.
 --mode run:   train --epochs epochs, report RSS after each, the test −ELBO, and the time of the
               importance-weighted log-likelihood with --iw-samples samples on the first 1000 test images.
 --mode profile: the training step taken apart (select, forward, item, zero_grad, backward, step),
-              each phase timed over --steps minibatches after 20 warm-up ones, in milliseconds per step."""
+              each phase timed over --steps minibatches after 200 warm-up ones, in milliseconds per step."""
 import argparse
 import math
 import time
@@ -108,7 +108,7 @@ def importance_weighted(x, k, rows=100, budget=1 << 23):
 def profile():
     names = ["select", "forward", "item", "zero_grad", "backward", "step", "accumulate"]
     acc = [0.0] * len(names)
-    warm, n = 20, train.shape[0]
+    warm, n = 200, train.shape[0]
     order, start = torch.randperm(n), 0
     loss_sum = torch.zeros(1, dtype=torch.float64)
     for s in range(warm + a.steps):

@@ -141,8 +141,9 @@ let markdown (rows: int) (warmupSteps: int) (epochs: int) (iwSamples: int) (iwRo
             | null -> "—"
             | v -> f 2 (v.GetValue<float>())
         let totals key = [ for o in r[key] -> num o "step_ms" ]
-        let phases = [ "select"; "forward"; "item"; "snapshot"; "zero_grad"; "backward"; "step"; "accumulate" ]
-        para "Ours: the optimiser step writes the new weights into a second buffer (the old one is the divergence snapshot, so no copy is made) and zeroes the gradients in the same pass, so our snapshot row is empty and our zero_grad is a no-op."
+        let phases = [ "select"; "zero_grad"; "forward"; "backward"; "forward+backward"; "item"; "snapshot"; "step"; "accumulate" ]
+        para ("Ours: the loss and its gradient are one call (VaeBackprop: the closed-form gradient, no autograd graph), timed as forward+backward; "
+              + "the optimiser step writes the new weights into a second buffer (the old one is the divergence snapshot, so no copy is made) and zeroes the gradients in the same pass, so our snapshot row is empty and our zero_grad is a no-op.")
         let body =
             [ for p in phases -> p :: [ for k, _ in variants -> phase k p ] ]
             @ [ "**step total**" :: [ for k, _ in variants -> let xs = totals k in $"{f 2 (List.min xs)} [{f 2 (List.max xs)}]" ]
@@ -153,8 +154,8 @@ let markdown (rows: int) (warmupSteps: int) (epochs: int) (iwSamples: int) (iwRo
         let mkl = last r "ours.sgemm" |> Option.bind (fun o -> match o["mkl_version"] with null -> None | v -> Some(v.GetValue<string>())) |> Option.defaultValue "MKL"
         para $"""Our sgemm ({n}×{n}, GFLOP/s, {mkl}) as shipped (MKL_CBWR=AUTO,STRICT, feature dispatch on AMD): {sg "ours.sgemm"}; with MKL's own AMD path (RESEARCH_MKL_VENDOR_CHECK=keep): {sg "sgemm.mkl-keep"}; MKL_CBWR empty (CNR off): {sg "sgemm.cbwr-off"}."""
     let memoryVariants =
-        [ "memory.backward", "forward + zero_grad + backward only"
-          "memory.fit-step", "the whole step of Training.fit (flat double buffer, Optimisers.adam)"
+        [ "memory.backward", "forward + zero_grad + backward through autograd only"
+          "memory.fit-step", "the whole step of Vae.Fit (closed-form gradient, flat double buffer, Optimisers.adam)"
           "memory.torch-adam", "forward + backward + TorchSharp's torch.optim.Adam (not used by the library)" ]
         |> List.filter (fun (k, _) -> r.ContainsKey k)
     if not memoryVariants.IsEmpty then

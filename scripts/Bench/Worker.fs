@@ -167,9 +167,9 @@ let vaeRun threads data rows epochs (iwSamples: int) (iwRows: int) =
     put o "iw_rows" (iwRows)
     emit (facts o dt)
 
-/// Where the time of one VAE training step goes: the step of Training.fit taken apart (same model, same
-/// loss as Vae.fs's at β = 1, the same flat parameter buffer, Adam writing into the second buffer), each phase timed over
-/// `steps` minibatches after 20 warm-up ones. Also times the input check that Fit runs once over the
+/// Where the time of one VAE training step goes: the step of Vae.Fit taken apart (same model, the same
+/// closed-form loss and gradient at β = 1, the same flat parameter buffer, Adam writing into the second
+/// buffer), each phase timed over `steps` minibatches after 200 warm-up ones (the JIT's tiering done). Also times the input check that Fit runs once over the
 /// whole training set.
 let profile threads data rows (steps: int) =
     let dt = setup threads
@@ -181,10 +181,12 @@ let profile threads data rows (steps: int) =
     use adam = Optimisers.adam flat 1e-3 0.0
     use g = new torch.Generator(0UL)
     let mutable lossSum = 0.0
-    let names = [| "select"; "forward"; "item"; "zero_grad"; "backward"; "step"; "accumulate" |]
+    let names = [| "select"; "zero_grad"; "forward+backward"; "item"; "step"; "accumulate" |]
+    let lossAndGradients =
+        VaeBackprop.lossAndGradients vae.Networks.Encoder vae.Networks.Decoder vaeConfig.Activation VaeBackprop.BernoulliLogits 1 1.0
     let acc = Array.zeroCreate<float> names.Length
     let sw = Stopwatch()
-    let warmup = 20
+    let warmup = 200
     let mutable order = torch.randperm(n, generator = g)
     let mutable start = 0L
     let total = Stopwatch()
@@ -199,20 +201,17 @@ let profile threads data rows (steps: int) =
         sw.Restart()
         let batch = x.index_select(0L, order.narrow(0L, start, 128L))
         mark 0
-        let t = Estimators.sgvbB g 1 vae.Model batch
-        let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
+        adam.ZeroGrad()
         mark 1
+        let loss = lossAndGradients g batch // the closed-form gradient, as Vae.Fit computes it
+        mark 2
         let v = loss.item<float32> ()
         if not (Single.IsFinite v) then failwith "diverged"
-        mark 2
-        adam.ZeroGrad()
         mark 3
-        loss.backward ()
-        mark 4
         adam.Step() // into the other buffer, keeping the weights before it, as in Training.fit
-        mark 5
+        mark 4
         lossSum <- lossSum + float v * 128.0 // on the host, as Training.fit does
-        mark 6
+        mark 5
         start <- start + 128L
     total.Stop()
     order.Dispose()
@@ -225,8 +224,9 @@ let profile threads data rows (steps: int) =
     put o "steps" (steps)
     emit (facts o dt)
 
-/// Resident memory over `steps` VAE steps on random data: "backward" (forward, zero_grad, backward only),
-/// "fit-step" (the whole step of Training.fit: flat double buffer, Optimisers.adam) or "torch-adam"
+/// Resident memory over `steps` VAE steps on random data: "backward" (forward, zero_grad, backward through
+/// autograd only), "fit-step" (the whole step of Vae.Fit: closed-form gradient, flat double buffer,
+/// Optimisers.adam) or "torch-adam"
 /// (TorchSharp's torch.optim.Adam on the separate parameters, which the library does not use because of
 /// the growth this shows). RSS is read every 100 steps.
 let memory threads (variant: string) (steps: int) =
@@ -244,19 +244,24 @@ let memory threads (variant: string) (steps: int) =
     for s in 1 .. steps do
         use scope = torch.NewDisposeScope()
         let b = x.narrow(0L, int64 ((s * 128) % 5800), 128L)
-        let t = Estimators.sgvbB g 1 vae.Model b
-        let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
-        loss.item<float32> () |> ignore
+        let autogradLoss () =
+            let t = Estimators.sgvbB g 1 vae.Model b
+            let loss = (t.Kl * 1.0 - t.Reconstruction).mean()
+            loss.item<float32> () |> ignore
+            loss
         match ours, theirs with
         | Some adam, _ ->
             adam.ZeroGrad()
-            loss.backward ()
+            let loss = VaeBackprop.lossAndGradients vae.Networks.Encoder vae.Networks.Decoder vaeConfig.Activation VaeBackprop.BernoulliLogits 1 1.0 g b
+            loss.item<float32> () |> ignore
             adam.Step()
         | _, Some opt ->
+            let loss = autogradLoss ()
             opt.zero_grad ()
             loss.backward ()
             opt.step () |> ignore
         | _ ->
+            let loss = autogradLoss ()
             for p in ps do
                 use grad = p.grad
                 if not (isNull grad) then grad.zero_() |> ignore
