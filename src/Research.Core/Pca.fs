@@ -27,14 +27,9 @@ type PcaFit =
 /// A covariance needs at least 2 finite rows.
 let private requireMatrix (data: Tensor) = Validate.rows "data" 2 data
 
-/// The sample mean [P], the eigenvalues [P] of the sample covariance (divisor n − 1) in descending
-/// order, and the matching unit eigenvectors as the columns of [P,P], all float64 on data's device.
-/// The covariance is accumulated in float32 for float32 (or narrower) data and in float64 otherwise.
-/// Eigenvalues are clamped at 0 (round-off makes null-space ones slightly negative), and each
-/// eigenvector's largest-magnitude entry is made positive so the result is deterministic.
-/// Shared with probabilistic PCA, which rescales the eigenvalues to the ML divisor n.
-let covarianceEigen (data: Tensor) : Tensor * Tensor * Tensor =
-    requireMatrix data
+/// covarianceEigen without its input check, for callers that have checked the data already (one pass
+/// over the data fewer): Pca.fit and probabilistic PCA, which rescales the eigenvalues to the ML divisor n.
+let internal eigenOfValidated (data: Tensor) : Tensor * Tensor * Tensor =
     let n = data.shape.[0]
     let x = if data.dtype = torch.float64 then data.alias () else data.to_type(torch.float32)
     let mean = x.mean([| 0L |])
@@ -46,6 +41,16 @@ let covarianceEigen (data: Tensor) : Tensor * Tensor * Tensor =
     let vectors = vectors.flip(1L)
     let signs = vectors.gather(0L, vectors.abs().argmax(0L, true)).sign()
     mean, values, vectors * signs
+
+/// The sample mean [P], the eigenvalues [P] of the sample covariance (divisor n − 1) in descending
+/// order, and the matching unit eigenvectors as the columns of [P,P], all float64 on data's device.
+/// The covariance is accumulated in float32 for float32 (or narrower) data and in float64 otherwise.
+/// Eigenvalues are clamped at 0 (round-off makes null-space ones slightly negative), and each
+/// eigenvector's largest-magnitude entry is made positive so the result is deterministic. Requires a
+/// matrix of at least 2 rows, every value finite (ArgumentException otherwise).
+let covarianceEigen (data: Tensor) : Tensor * Tensor * Tensor =
+    requireMatrix data
+    eigenOfValidated data
 
 /// Fits the first `components` principal axes of data [n,P] (any float dtype). Requires n ≥ 2
 /// (ArgumentException) and 1 ≤ components ≤ min(n − 1, P) (ArgumentOutOfRangeException): centred
@@ -59,7 +64,7 @@ let fit (data: Tensor) (components: int) : PcaFit =
             $"The number of components must be between 1 and min(n − 1, P) = {largest}."))
     // Frees the centred copy of the data (n·P values) now; only Mean and Components leave.
     use scope = torch.NewDisposeScope()
-    let mean, values, vectors = covarianceEigen data
+    let mean, values, vectors = eigenOfValidated data
     let eigenvalues = toDoubleArray values
     let total = Array.sum eigenvalues
     let explained = eigenvalues.[.. components - 1]

@@ -25,15 +25,15 @@ let private log2Pi = Math.Log(2.0 * Math.PI)
 /// Requires 1 ≤ k < min(n − 1, P), so that some variance is left for the noise (σ² > 0).
 let fit (data: Tensor) (latent: int) : PpcaModel =
     Validate.rows "data" 2 data
-    // The likelihood is exact only with a float64 covariance, whatever the data's dtype.
-    use x = data.to_type(torch.float64)
-    let mean, values, vectors = Pca.covarianceEigen x
     let n, p = data.shape.[0], data.shape.[1]
     let largest = int (min (n - 1L) p) - 1
     if latent < 1 || latent > largest then
         raise (ArgumentOutOfRangeException("latent", latent,
             $"The latent dimension must be between 1 and min(n − 1, P) − 1 = {largest}, so that σ² > 0."))
-    // Pca.covarianceEigen divides by n − 1; the ML covariance divides by n.
+    // The likelihood is exact only with a float64 covariance, whatever the data's dtype.
+    use x = data.to_type(torch.float64)
+    let mean, values, vectors = Pca.eigenOfValidated x
+    // Pca.eigenOfValidated divides by n − 1; the ML covariance divides by n.
     let lambda = values * (float (n - 1L) / float n)
     let sigma2 = lambda.narrow(0L, int64 latent, p - int64 latent).mean().item<float>()
     if not (sigma2 > 0.0) then

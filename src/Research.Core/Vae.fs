@@ -157,8 +157,9 @@ type VariationalAutoencoder(config: VaeConfig) =
     /// Checks a data matrix against this model (shape, finiteness, [0, 1] for Bernoulli).
     member _.CheckData(name: string, data: Tensor) =
         net.ThrowIfDisposed()
-        Validate.matrix name config.InputSize data
-        if config.Likelihood = Bernoulli then Validate.unitInterval name data
+        match config.Likelihood with
+        | Bernoulli -> Validate.unitMatrix name config.InputSize data
+        | Gaussian -> Validate.matrix name config.InputSize data
 
     /// The posterior parameters (μ, log σ²) of q(z|x), each [n, LatentSize].
     member this.Encode(x: Tensor) : Tensor * Tensor =

@@ -32,8 +32,8 @@ let private range (data: Tensor) =
         Some(lo.to_type(torch.ScalarType.Float64).item<float> (), hi.to_type(torch.ScalarType.Float64).item<float> ())
     else None
 
-/// Checks a data matrix of any width: 2-D, at least `minRows` rows, every value finite.
-let rows (name: string) (minRows: int) (data: Tensor) =
+/// The shape checks of a data matrix: 2-D, at least `minRows` rows, at least one column.
+let private shape (name: string) (minRows: int) (data: Tensor) =
     Native.ensureLoaded ()
     if isNull data then nullArg name
     if data.dim () <> 2L then
@@ -42,37 +42,57 @@ let rows (name: string) (minRows: int) (data: Tensor) =
     if data.shape.[0] < int64 minRows then
         raise (ArgumentException($"{name} has {data.shape.[0]} rows but at least {minRows} are required.", name))
     if data.shape.[1] = 0L then raise (ArgumentException($"{name} has no columns.", name))
-    // Frees every temporary of the check, also when it throws.
-    use _ = torch.NewDisposeScope()
-    let allFinite =
-        match range data with
-        | Some(lo, hi) -> Double.IsFinite lo && Double.IsFinite hi
-        | None -> torch.isfinite(data).all().item<bool> ()
-    if not allFinite then
-        use bad = torch.logical_not(torch.isfinite data).nonzero()
+
+/// The column count a model expects.
+let private columns (name: string) (features: int) (data: Tensor) =
+    if not (isNull data) && data.dim () = 2L && data.shape.[1] <> int64 features then
+        raise (ArgumentException($"{name} has {data.shape.[1]} columns but the model expects {features} features.", name))
+
+/// Throws, naming the first NaN or infinity, when there is one.
+let private locateNonFinite (name: string) (data: Tensor) =
+    use finite = torch.isfinite data
+    use allFinite = finite.all()
+    if not (allFinite.item<bool> ()) then
+        use bad = torch.logical_not(finite).nonzero()
         let row, col = bad.[0L, 0L].item<int64> (), bad.[0L, 1L].item<int64> ()
         raise (ArgumentException($"{name} contains NaN or infinity (first at row {row}, column {col}).", name))
 
+/// Throws, naming the first value outside [0, 1], when there is one.
+let private locateOutsideUnit (name: string) (data: Tensor) =
+    use outside = torch.logical_or(data.lt((0.0f).ToScalar()), data.gt((1.0f).ToScalar()))
+    use anyOutside = outside.any()
+    if anyOutside.item<bool> () then
+        use bad = outside.nonzero()
+        let row, col = bad.[0L, 0L].item<int64> (), bad.[0L, 1L].item<int64> ()
+        use v = data.[row, col]
+        raise (ArgumentException(
+            $"{name} must lie in [0, 1] for a Bernoulli likelihood, but row {row}, column {col} is {v.item<float32> ()}.", name))
+
+/// Checks a data matrix of any width: 2-D, at least `minRows` rows, every value finite.
+let rows (name: string) (minRows: int) (data: Tensor) =
+    shape name minRows data
+    // Frees every temporary of the check, also when it throws.
+    use _ = torch.NewDisposeScope()
+    match range data with
+    | Some(lo, hi) when Double.IsFinite lo && Double.IsFinite hi -> ()
+    | _ -> locateNonFinite name data
+
 /// Checks a data matrix for a model: 2-D, at least one row, `features` columns, every value finite.
 let matrix (name: string) (features: int) (data: Tensor) =
-    if not (isNull data) && data.dim () = 2L && data.shape.[1] <> int64 features then
-        raise (ArgumentException($"{name} has {data.shape.[1]} columns but the model expects {features} features.", name))
+    columns name features data
     rows name 1 data
 
-/// Checks that every value lies in [0, 1], as a Bernoulli likelihood requires.
-let unitInterval (name: string) (data: Tensor) =
+/// Checks a data matrix for a Bernoulli model: as `matrix`, and every value in [0, 1], in one pass over
+/// the data (a range inside [0, 1] is finite).
+let unitMatrix (name: string) (features: int) (data: Tensor) =
+    columns name features data
+    shape name 1 data
     use _ = torch.NewDisposeScope()
     match range data with
     | Some(lo, hi) when lo >= 0.0 && hi <= 1.0 -> ()
     | _ ->
-        use outside = torch.logical_or(data.lt((0.0f).ToScalar()), data.gt((1.0f).ToScalar()))
-        use anyOutside = outside.any()
-        if anyOutside.item<bool> () then
-            use bad = outside.nonzero()
-            let row, col = bad.[0L, 0L].item<int64> (), bad.[0L, 1L].item<int64> ()
-            use v = data.[row, col]
-            raise (ArgumentException(
-                $"{name} must lie in [0, 1] for a Bernoulli likelihood, but row {row}, column {col} is {v.item<float32> ()}.", name))
+        locateNonFinite name data
+        locateOutsideUnit name data
 
 /// Checks a list of layer sizes: every entry positive.
 let sizes (name: string) (values: int seq) =

@@ -221,6 +221,23 @@ let edges =
                 use ok = torch.isfinite(g).all()
                 Expect.isTrue (ok.item<bool> ()) "finite gradients"
         }
+        test "a Bernoulli VAE names the first NaN, infinity or value outside [0, 1], and PPCA refuses a bad latent size before any work" {
+            use vae = vae16 29
+            let message (row: int64) (col: int64) (value: float32) =
+                use x = binaryData 29 5 16
+                x.[row, col] <- torch.tensor(value)
+                (Expect.throwsC (fun () -> vae.Fit(x, Training.defaults) |> ignore) id : exn).Message
+            for bad in [ Single.NaN; Single.PositiveInfinity; Single.NegativeInfinity ] do
+                let m = message 3L 7L bad
+                Expect.stringContains m "NaN or infinity (first at row 3, column 7)" $"{bad}: {m}"
+            for bad in [ -0.5f; 1.5f ] do
+                let m = message 2L 11L bad
+                Expect.stringContains m "must lie in [0, 1]" $"{bad}: {m}"
+                Expect.stringContains m "row 2, column 11" $"{bad}: {m}"
+            use edge = binaryData 29 5 16
+            vae.CheckData("data", edge) // 0 and 1 themselves are accepted
+            Expect.throwsT<ArgumentOutOfRangeException> (fun () -> ProbabilisticPca.fit edge 16 |> ignore) "latent ≥ min(n − 1, P)"
+        }
         test "latent size larger than the input is refused (VAE and AE), equal is accepted" {
             Expect.throwsT<ArgumentOutOfRangeException> (fun () -> new Vae.VariationalAutoencoder(Vae.defaults 4 5) |> ignore) "VAE"
             Expect.throwsT<ArgumentOutOfRangeException>
