@@ -12,12 +12,19 @@ open TorchSharp
 
 type Tensor = torch.Tensor
 
-/// The affine layers of an MLP built by Mlp.create, input side first.
-let affineLayers (net: Modules.Sequential) : Modules.Linear list =
-    [ for struct (_, m) in net.named_modules () do
-          match m with
-          | :? Modules.Linear as l -> yield l
-          | _ -> () ]
+/// The affine layers of an MLP built by Mlp.create with `activation` between them, input side first.
+/// ArgumentException for any other sequence of modules: the gradient below is derived for exactly that one.
+let affineLayers (activation: Mlp.Activation) (net: Modules.Sequential) : Modules.Linear list =
+    let isActivation (m: torch.nn.Module) =
+        match activation, m with
+        | Mlp.ReLU, (:? Modules.ReLU) | Mlp.Tanh, (:? Modules.Tanh) -> true
+        | _ -> false
+    let rec layers (modules: torch.nn.Module list) =
+        match modules with
+        | [ :? Modules.Linear as l ] -> [ l ]
+        | (:? Modules.Linear as l) :: a :: rest when isActivation a -> l :: layers rest
+        | _ -> invalidArg "net" $"Expected affine layers with {activation} between them, as Mlp.create builds."
+    layers [ for struct (_, m) in net.named_children () -> m ]
 
 /// The decoder's observation model, as the gradient needs it.
 type Observation =
@@ -85,54 +92,56 @@ let private backward (activation: Mlp.Activation) (layers: Modules.Linear list) 
             result <- Some(d.mm(layers.[i].weight))
     result
 
-/// The β-weighted negative ELBO of the minibatch `x` (SGVB B, L = `samples` draws from `generator`,
-/// averaged over the rows: the value Vae's loss gives) and, written into every parameter's gradient,
-/// its derivative. The returned scalar carries no graph.
+/// The training step of a VAE with these networks: a function of a generator and a minibatch `x` that
+/// returns the β-weighted negative ELBO (SGVB B, L = `samples` draws from the generator, averaged over
+/// the rows: the value Vae's loss gives) and writes its derivative into every parameter's gradient. The
+/// returned scalar carries no graph. The networks' structure is checked once, here (see affineLayers).
 let lossAndGradients (encoder: Modules.Sequential) (decoder: Modules.Sequential) (activation: Mlp.Activation)
-                     (observation: Observation) (samples: int) (beta: float) (generator: torch.Generator) (x: Tensor) : Tensor =
-    use _ = torch.no_grad ()
-    // Every temporary of the step is freed on return; only the loss leaves.
-    use scope = torch.NewDisposeScope()
-    let encoderLayers, decoderLayers = affineLayers encoder, affineLayers decoder
-    let rows = x.shape.[0]
-    let n = int64 samples * rows
-    let latent = encoderLayers.[encoderLayers.Length - 1].weight.shape.[0] / 2L
-    // Scalars made here are disposed here (TorchSharp leaves implicit ones to the finalizer).
-    use perRow = (1.0 / float n).ToScalar()
-    use half = (0.5).ToScalar()
-    use halfPerRow = (0.5 / float n).ToScalar()
-    use betaPerExample = (beta / float rows).ToScalar()
-    use halfBetaPerExample = (0.5 * beta / float rows).ToScalar()
-    use betaS = beta.ToScalar()
-    use one = (1.0).ToScalar()
-    // Forward, keeping what the derivatives need.
-    let encoderInputs, h = forward activation encoderLayers x
-    let parts = h.chunk(2L, -1L)
-    let mu, logVar = parts.[0], parts.[1]
-    let z = Gaussian.sample generator samples mu logVar // [S,B,D]
-    let decoderInputs, out = forward activation decoderLayers (z.view(n, latent))
-    let out3 = out.view(int64 samples, rows, -1L)
-    let reconstruction, deltaOut =
-        match observation with
-        | BernoulliLogits ->
-            // d/dℓ of −(1/(S·B)) Σ [x ℓ − softplus ℓ] is (σ(ℓ) − x) / (S·B).
-            Likelihood.bernoulliLogits out3 x, torch.sigmoid(out3).sub_(x).mul_(perRow)
-        | GaussianMeanLogVar ->
-            let mp = out3.chunk(2L, -1L)
-            let mean, lv = mp.[0], mp.[1]
-            // −log N(x; m, e^v) = ½[log 2π + v + (x − m)² e^−v]: d/dm = −(x − m) e^−v, d/dv = ½(1 − (x − m)² e^−v).
-            let precision = torch.exp(lv.neg())
-            let residual = x - mean
-            let scaled = residual * precision
-            let dMean = scaled.neg().mul_(perRow)
-            let dLogVar = (residual * scaled).neg_().add_(one).mul_(halfPerRow)
-            Likelihood.gaussian mean lv x, torch.cat([| dMean; dLogVar |], -1L)
-    let kl = Gaussian.klToStandardNormal mu logVar
-    let loss = (kl * betaS - reconstruction.mean([| 0L |])).mean()
-    // Backward through the decoder to z, then through z = μ + σε (∂z/∂μ = 1, ∂z/∂log σ² = ½σε = ½(z − μ))
-    // and the closed-form KL (∂/∂μ = μ, ∂/∂log σ² = ½(σ² − 1)), the KL's terms scaled by β/B.
-    let dz = (backward activation decoderLayers decoderInputs (deltaOut.view(n, -1L)) true).Value.view(int64 samples, rows, latent)
-    let dMu = dz.sum(0L).add_(mu, alpha = betaPerExample)
-    let dLogVar = (dz * (z - mu)).sum(0L).mul_(half).add_(torch.expm1(logVar).mul_(halfBetaPerExample))
-    backward activation encoderLayers encoderInputs (torch.cat([| dMu; dLogVar |], -1L)) false |> ignore
-    scope.MoveToOuter(loss)
+                     (observation: Observation) (samples: int) (beta: float) : torch.Generator -> Tensor -> Tensor =
+    let encoderLayers, decoderLayers = affineLayers activation encoder, affineLayers activation decoder
+    fun (generator: torch.Generator) (x: Tensor) ->
+        use _ = torch.no_grad ()
+        // Every temporary of the step is freed on return; only the loss leaves.
+        use scope = torch.NewDisposeScope()
+        let rows = x.shape.[0]
+        let n = int64 samples * rows
+        let latent = encoderLayers.[encoderLayers.Length - 1].weight.shape.[0] / 2L
+        // Scalars made here are disposed here (TorchSharp leaves implicit ones to the finalizer).
+        use perRow = (1.0 / float n).ToScalar()
+        use half = (0.5).ToScalar()
+        use halfPerRow = (0.5 / float n).ToScalar()
+        use betaPerExample = (beta / float rows).ToScalar()
+        use halfBetaPerExample = (0.5 * beta / float rows).ToScalar()
+        use betaS = beta.ToScalar()
+        use one = (1.0).ToScalar()
+        // Forward, keeping what the derivatives need.
+        let encoderInputs, h = forward activation encoderLayers x
+        let parts = h.chunk(2L, -1L)
+        let mu, logVar = parts.[0], parts.[1]
+        let z = Gaussian.sample generator samples mu logVar // [S,B,D]
+        let decoderInputs, out = forward activation decoderLayers (z.view(n, latent))
+        let out3 = out.view(int64 samples, rows, -1L)
+        let reconstruction, deltaOut =
+            match observation with
+            | BernoulliLogits ->
+                // d/dℓ of −(1/(S·B)) Σ [x ℓ − softplus ℓ] is (σ(ℓ) − x) / (S·B).
+                Likelihood.bernoulliLogits out3 x, torch.sigmoid(out3).sub_(x).mul_(perRow)
+            | GaussianMeanLogVar ->
+                let mp = out3.chunk(2L, -1L)
+                let mean, lv = mp.[0], mp.[1]
+                // −log N(x; m, e^v) = ½[log 2π + v + (x − m)² e^−v]: d/dm = −(x − m) e^−v, d/dv = ½(1 − (x − m)² e^−v).
+                let precision = torch.exp(lv.neg())
+                let residual = x - mean
+                let scaled = residual * precision
+                let dMean = scaled.neg().mul_(perRow)
+                let dLogVar = (residual * scaled).neg_().add_(one).mul_(halfPerRow)
+                Likelihood.gaussian mean lv x, torch.cat([| dMean; dLogVar |], -1L)
+        let kl = Gaussian.klToStandardNormal mu logVar
+        let loss = (kl * betaS - reconstruction.mean([| 0L |])).mean()
+        // Backward through the decoder to z, then through z = μ + σε (∂z/∂μ = 1, ∂z/∂log σ² = ½σε = ½(z − μ))
+        // and the closed-form KL (∂/∂μ = μ, ∂/∂log σ² = ½(σ² − 1)), the KL's terms scaled by β/B.
+        let dz = (backward activation decoderLayers decoderInputs (deltaOut.view(n, -1L)) true).Value.view(int64 samples, rows, latent)
+        let dMu = dz.sum(0L).add_(mu, alpha = betaPerExample)
+        let dLogVar = (dz * (z - mu)).sum(0L).mul_(half).add_(torch.expm1(logVar).mul_(halfBetaPerExample))
+        backward activation encoderLayers encoderInputs (torch.cat([| dMu; dLogVar |], -1L)) false |> ignore
+        scope.MoveToOuter(loss)

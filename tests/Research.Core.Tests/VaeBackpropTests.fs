@@ -77,6 +77,17 @@ let tests =
                 Expect.floatClose Accuracy.double lossB lossA $"the loss, %A{c}"
                 Expect.isLessThan diff (Accuracy.double.absolute * (1.0 + scale)) $"largest gradient difference, %A{c}"
                 Expect.isGreaterThan scale 0.0 "the gradient is not trivially zero"))
+        test "networks of another shape than Mlp.create's (another activation, a trailing nonlinearity) are refused when the step is made" {
+            use vae = new Vae.VariationalAutoencoder({ Vae.defaults 8 2 with HiddenSizes = [ 5 ]; Activation = Mlp.Tanh; Device = "cpu" })
+            let net = vae.Networks
+            Expect.throwsT<ArgumentException>
+                (fun () -> VaeBackprop.lossAndGradients net.Encoder net.Decoder Mlp.ReLU VaeBackprop.BernoulliLogits 1 1.0 |> ignore)
+                "tanh networks with the ReLU gradient"
+            use odd = Mlp.create [ 8; 5; 4 ] (Some Mlp.ReLU)
+            odd.append("relu9", torch.nn.ReLU()) |> ignore
+            Expect.throwsT<ArgumentException> (fun () -> VaeBackprop.affineLayers Mlp.ReLU odd |> ignore) "a nonlinearity after the last layer"
+            Expect.equal (VaeBackprop.affineLayers Mlp.Tanh net.Encoder |> List.length) 2 "the VAE's own encoder: two affine layers"
+        }
         test "with a VAE's own float32 weights the two routes agree to float32 rounding, and a second call replaces the gradients" {
             let config = { Vae.defaults 784 20 with Device = "cpu" }
             use vae = new Vae.VariationalAutoencoder(config)
