@@ -50,8 +50,7 @@ let private throughActivation (activation: Mlp.Activation) (y: Tensor) (delta: T
 let private forward (activation: Mlp.Activation) (layers: Modules.Linear list) (input: Tensor) =
     let inputs = ResizeArray<Tensor>([ input ])
     let mutable a = input
-    layers
-    |> List.iteri (fun i l ->
+    for i, l in List.indexed layers do
         let y = l.forward a
         if i < layers.Length - 1 then
             let h =
@@ -60,7 +59,7 @@ let private forward (activation: Mlp.Activation) (layers: Modules.Linear list) (
                 | Mlp.Tanh -> torch.tanh y
             inputs.Add h
             a <- h
-        else a <- y)
+        else a <- y
     List.ofSeq inputs, a
 
 /// Writes dL/dW = δᵀ·a and dL/db = Σ_rows δ into the parameters' gradients (replacing what they held).
