@@ -68,14 +68,19 @@ let private locateOutsideUnit (name: string) (data: Tensor) =
         raise (ArgumentException(
             $"{name} must lie in [0, 1] for a Bernoulli likelihood, but row {row}, column {col} is {v.item<float32> ()}.", name))
 
-/// Checks a data matrix of any width: 2-D, at least `minRows` rows, every value finite.
-let rows (name: string) (minRows: int) (data: Tensor) =
+/// The shape checks, then one pass over the values: a range that `accepts` passes; otherwise (or for a
+/// dtype without a range) `locate` looks for the bad value and throws naming it.
+let private values (name: string) (minRows: int) (data: Tensor) (accepts: float * float -> bool) (locate: string -> Tensor -> unit) =
     shape name minRows data
     // Frees every temporary of the check, also when it throws.
     use _ = torch.NewDisposeScope()
     match range data with
-    | Some(lo, hi) when Double.IsFinite lo && Double.IsFinite hi -> ()
-    | _ -> locateNonFinite name data
+    | Some r when accepts r -> ()
+    | _ -> locate name data
+
+/// Checks a data matrix of any width: 2-D, at least `minRows` rows, every value finite.
+let rows (name: string) (minRows: int) (data: Tensor) =
+    values name minRows data (fun (lo, hi) -> Double.IsFinite lo && Double.IsFinite hi) locateNonFinite
 
 /// Checks a data matrix for a model: 2-D, at least one row, `features` columns, every value finite.
 let matrix (name: string) (features: int) (data: Tensor) =
@@ -86,13 +91,9 @@ let matrix (name: string) (features: int) (data: Tensor) =
 /// the data (a range inside [0, 1] is finite).
 let unitMatrix (name: string) (features: int) (data: Tensor) =
     columns name features data
-    shape name 1 data
-    use _ = torch.NewDisposeScope()
-    match range data with
-    | Some(lo, hi) when lo >= 0.0 && hi <= 1.0 -> ()
-    | _ ->
+    values name 1 data (fun (lo, hi) -> lo >= 0.0 && hi <= 1.0) (fun name data ->
         locateNonFinite name data
-        locateOutsideUnit name data
+        locateOutsideUnit name data)
 
 /// Checks a list of layer sizes: every entry positive.
 let sizes (name: string) (values: int seq) =
