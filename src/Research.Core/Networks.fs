@@ -56,14 +56,10 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
         use _ = torch.no_grad ()
         for name, p in mine do p.copy_(byName.[name]) |> ignore
 
-    /// Trains with `loss` and `evaluate` on data already validated by the model; refuses a second
-    /// concurrent Fit on the same model. Gradients come from autograd through `loss`.
-    member this.Fit(data: Tensor, training: Training.TrainingConfig, loss, evaluate) : Training.EpochReport list =
-        this.Fit(data, training, loss, Training.byAutograd loss, evaluate)
-
-    /// Trains as Fit above, with `lossAndGradients` (the loss after filling the gradients, as
-    /// ITrainable.LossAndGradients) computing each step's gradients.
-    member this.Fit(data: Tensor, training: Training.TrainingConfig, loss, lossAndGradients, evaluate) : Training.EpochReport list =
+    /// Trains with `lossAndGradients` (as ITrainable.LossAndGradients; Training.byAutograd makes it from a
+    /// differentiable loss) and `evaluate` on data already validated by the model; refuses a second
+    /// concurrent Fit on the same model.
+    member this.Fit(data: Tensor, training: Training.TrainingConfig, lossAndGradients, evaluate) : Training.EpochReport list =
         Training.validate training
         if Interlocked.CompareExchange(busy, 1, 0) <> 0 then
             raise (InvalidOperationException($"Fit is already running on this {modelName}; train one model per thread."))
@@ -75,7 +71,6 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
                 let trainable =
                     { new Training.ITrainable with
                         member _.Parameters = parameters
-                        member _.Loss generator batch = loss generator batch
                         member _.LossAndGradients generator batch = lossAndGradients generator batch
                         member _.Evaluate v = evaluate v }
                 Training.fit trainable xd { training with Validation = vd }

@@ -64,9 +64,9 @@ exception DivergedException of message: string * epoch: int * batch: int
 type ITrainable =
     /// The parameters the optimiser updates.
     abstract Parameters: Modules.Parameter list
-    /// The scalar loss (mean per example) of one minibatch, differentiable; `generator` drives any sampling.
-    abstract Loss: generator: torch.Generator -> batch: Tensor -> Tensor
-    /// The same loss, after adding its derivative into every parameter's gradient (see `byAutograd`).
+    /// The scalar loss (mean per example) of one minibatch, `generator` driving any sampling, returned after
+    /// its derivative has been added into every parameter's gradient (which the trainer zeroes first);
+    /// `byAutograd` makes this from any differentiable loss.
     abstract LossAndGradients: generator: torch.Generator -> batch: Tensor -> Tensor
     /// The mean loss per example of a whole data set, without gradients.
     abstract Evaluate: data: Tensor -> float

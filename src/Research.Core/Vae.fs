@@ -217,7 +217,7 @@ type VariationalAutoencoder(config: VaeConfig) =
     member this.Fit(data: Tensor, training: Training.TrainingConfig) : Training.EpochReport list =
         this.CheckData("data", data)
         training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
-        net.Fit(data, training, loss, lossAndGradients, (fun v -> -(elboPerExample config.Seed 1 v)))
+        net.Fit(data, training, lossAndGradients, (fun v -> -(elboPerExample config.Seed 1 v)))
 
     interface IDisposable with
         member _.Dispose() = (net :> IDisposable).Dispose()

@@ -45,7 +45,6 @@ let private stepwise (vae: Vae.VariationalAutoencoder) (beforeLoss: unit -> unit
         (t.Kl - t.Reconstruction).mean()
     { new Training.ITrainable with
         member _.Parameters = parameters
-        member _.Loss generator batch = loss generator batch
         member _.LossAndGradients generator batch = Training.byAutograd loss generator batch
         member _.Evaluate _ = 0.0 }
 
