@@ -182,8 +182,6 @@ let profile threads data rows (steps: int) =
     use g = new torch.Generator(0UL)
     let mutable lossSum = 0.0
     let names = [| "select"; "zero_grad"; "forward+backward"; "item"; "step"; "accumulate" |]
-    let lossAndGradients =
-        VaeBackprop.lossAndGradients vae.Networks.Encoder vae.Networks.Decoder vaeConfig.Activation VaeBackprop.BernoulliLogits 1 1.0
     let acc = Array.zeroCreate<float> names.Length
     let sw = Stopwatch()
     let warmup = 200
@@ -203,7 +201,7 @@ let profile threads data rows (steps: int) =
         mark 0
         adam.ZeroGrad()
         mark 1
-        let loss = lossAndGradients g batch // the closed-form gradient, as Vae.Fit computes it
+        let loss = vae.LossAndGradients(g, batch) // the closed-form gradient, as Vae.Fit computes it
         mark 2
         let v = loss.item<float32> ()
         if not (Single.IsFinite v) then failwith "diverged"
@@ -252,7 +250,7 @@ let memory threads (variant: string) (steps: int) =
         match ours, theirs with
         | Some adam, _ ->
             adam.ZeroGrad()
-            let loss = VaeBackprop.lossAndGradients vae.Networks.Encoder vae.Networks.Decoder vaeConfig.Activation VaeBackprop.BernoulliLogits 1 1.0 g b
+            let loss = vae.LossAndGradients(g, b)
             loss.item<float32> () |> ignore
             adam.Step()
         | _, Some opt ->

@@ -140,6 +140,13 @@ type VariationalAutoencoder(config: VaeConfig) =
     /// The model as tensor functions q(z|x), log p(x|z), for the estimators.
     member _.Model = model
 
+    /// What Fit does to one minibatch (on this model's device) before the optimiser step: returns the
+    /// β-weighted −ELBO per example, after putting its gradient into the parameters' gradients (written
+    /// over them for estimator B, added to them through autograd for A; Fit zeroes them first).
+    member _.LossAndGradients(generator: torch.Generator, batch: Tensor) : Tensor =
+        net.ThrowIfDisposed()
+        lossAndGradients generator batch
+
     /// Draws x ~ p(x|z) for latent rows z already on this model's device, without gradients: Bernoulli
     /// draws, or Gaussian draws with the decoded mean and variance. Used by the sleep phase of wake-sleep.
     member _.DrawObservations(z: Tensor, generator: torch.Generator) : Tensor =
