@@ -8,8 +8,9 @@ open TorchSharp
 /// present, else the CPU. Asking for CUDA where there is none is an error, not a silent fallback.
 let parse (name: string) : torch.Device =
     if isNull name then nullArg "device"
+    Native.ensureLoaded ()
     let s = name.Trim().ToLowerInvariant()
-    let cudaAvailable () = Native.ensureLoaded (); torch.cuda.is_available ()
+    let cudaAvailable () = torch.cuda.is_available ()
     let requireCuda index =
         if not (cudaAvailable ()) then
             raise (ArgumentException(

@@ -65,6 +65,7 @@ let private readRaw (directory: string) (split: Split) : int * byte[] * int[] =
 /// missing, and InvalidDataException when the files are malformed or do not match each other.
 let load (directory: string) (split: Split) : Tensor * int[] =
     let n, pixels, labels = readRaw directory split
+    Native.ensureLoaded ()
     // Convert in libtorch: one byte tensor, one float tensor, no float32[] copy on the managed heap.
     use raw = torch.tensor(pixels, ReadOnlySpan<int64>([| int64 n; int64 Pixels |]))
     use asFloat = raw.to_type(torch.ScalarType.Float32)

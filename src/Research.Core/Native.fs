@@ -90,17 +90,24 @@ let private loaded =
         (if OperatingSystem.IsLinux() && isNull (Environment.GetEnvironmentVariable "MKL_CBWR") then
              setenv ("MKL_CBWR", "AUTO,STRICT", 0) |> ignore
              Environment.SetEnvironmentVariable("MKL_CBWR", "AUTO,STRICT")
+         let loadPath = LibTorchLoader.ensureLoadable ()
          torch.InitializeDeviceType DeviceType.CPU
-         try enableMklFeatureDispatch () with e -> Unrecognised e.Message)
+         loadPath, (try enableMklFeatureDispatch () with e -> Unrecognised e.Message))
 
-/// Loads TorchSharp's native backend (it does so lazily otherwise) with bit-reproducible BLAS settings
-/// and, on AMD CPUs, MKL's feature-based kernel choice (see mklCodePath). Every entry point of this
-/// library calls it; F# code that does its own tensor work first should call it at start-up, before any
-/// matrix product, to get the same settings.
+/// The library's one native initialisation, run once per process by every entry point of this library
+/// before any tensor work: (1) MKL_CBWR=AUTO,STRICT unless set (bit-reproducible BLAS); (2) on Linux
+/// systems whose libstdc++ lacks GLIBCXX_3.4.32, a patched copy of libLibTorchSharp.so (LibTorchLoader);
+/// (3) TorchSharp's CPU backend; (4) on AMD CPUs, MKL's feature-based kernel choice (see mklCodePath).
+/// Code that uses TorchSharp itself before calling this library (building its own modules, say) must call
+/// it first: TorchSharp's own load fails on such systems otherwise, and its failure is permanent for the process.
 let ensureLoaded () = loaded.Force() |> ignore
 
 /// What was done about MKL's vendor check when libtorch loaded (loads it if needed).
-let mklCodePath () : MklCodePath = loaded.Force()
+let mklCodePath () : MklCodePath = snd (loaded.Force())
+
+/// How libLibTorchSharp.so was made loadable (loads it if needed): not needed, patched by the build, or a
+/// patched copy in the per-user cache.
+let libTorchSharpLoadPath () : LibTorchLoader.LoadPath = fst (loaded.Force())
 
 /// Full paths of the libtorch / LibTorchSharp shared objects mapped into this process (Linux only;
 /// empty elsewhere). Used to prove that the package's libtorch, not a system copy, was loaded.

@@ -5,6 +5,7 @@ open Expecto
 [<Tests>]
 let all = testList "Research.Core" [
     NativeTests.tests
+    LibTorchLoaderTests.tests
     DiffTests.tests
     GaussianTests.tests
     ReparameterizationTests.tests
