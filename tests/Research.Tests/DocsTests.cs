@@ -196,9 +196,10 @@ public sealed class DocsTests(ITestOutputHelper log)
     }
 
     /// <summary>One script: each block becomes a module (compile-only ones a function that is never called),
-    /// with its #r lines hoisted. References to Research.Core.dll and TorchSharp.dll are replaced by this
-    /// test's own copies, whose patched libLibTorchSharp.so is loaded first with NativeLibrary.Load (the
-    /// second of the two ways docs/troubleshooting.md gives; examples/fsharp-vae.fsx tests the first).</summary>
+    /// with its #r lines hoisted. References to the Research packages (<c>#r "nuget: Research…"</c>) and to
+    /// Research.Core.dll and TorchSharp.dll are replaced by this test's own builds, whose patched libLibTorchSharp.so
+    /// is loaded first with NativeLibrary.Load (the packages themselves are tested in F# Interactive by
+    /// PackageTests and ExamplesTests).</summary>
     internal static string FSharpScript(IReadOnlyList<Block> blocks, string libFolder)
     {
         string Quote(string path) => "\"" + path.Replace("\\", "\\\\") + "\"";
@@ -231,7 +232,7 @@ public sealed class DocsTests(ITestOutputHelper log)
             {
                 if (line.StartsWith("#r ") || line.StartsWith("#I ") || line.StartsWith("#load ") || line.StartsWith("#nowarn "))
                 {
-                    if (!Regex.IsMatch(line, @"(TorchSharp|Research\.Core)\.dll""")) header.Add(line);
+                    if (!Regex.IsMatch(line, @"(TorchSharp|Research\.Core)\.dll""|nuget: Research\b")) header.Add(line);
                     body.AppendLine();
                     continue;
                 }

@@ -3,7 +3,7 @@ namespace Research.Tests;
 
 /// <summary>Both examples run end to end on real MNIST with their smallest budget (<c>--quick</c>).</summary>
 [Collection(SubprocessCollection.Name)]
-public sealed class ExamplesTests(ITestOutputHelper log)
+public sealed class ExamplesTests(PackedFeed packed, ITestOutputHelper log)
 {
     private static readonly string Root = TestData.RepositoryRoot;
 
@@ -31,25 +31,28 @@ public sealed class ExamplesTests(ITestOutputHelper log)
     }
 
     [Fact]
-    public async Task The_fsharp_script_runs_in_fsharp_interactive_on_a_linux_x64_publish_of_the_core()
+    public async Task The_fsharp_script_runs_in_fsharp_interactive_on_the_packed_package()
     {
-        // The script's instructions publish for linux-x64, the platform this repository builds and tests on.
-        if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64) return;
         var work = Directory.CreateTempSubdirectory("research-example-fs-");
         try
         {
-            // What the script's header tells users to run, into a scratch lib/ (with scratch obj/ and bin/, so the
-            // repository's restore of src/Research.Core is left as the solution build made it).
-            await Subprocess.Dotnet(Root, TimeSpan.FromMinutes(3), "publish", "src/Research.Core/Research.Core.fsproj",
-                "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-o", Path.Combine(work.FullName, "lib"),
-                $"-p:BaseIntermediateOutputPath={Path.Combine(work.FullName, "obj")}/", $"-p:BaseOutputPath={Path.Combine(work.FullName, "bin")}/",
-                "--disable-build-servers");
-            var script = Path.Combine(work.FullName, "fsharp-vae.fsx");
-            File.Copy(Path.Combine(Root, "examples", "fsharp-vae.fsx"), script);
-            var output = await Subprocess.Dotnet(work.FullName, TimeSpan.FromMinutes(3), "fsi", script,
+            // The script's folder as the repository has it (the script and its nuget.config), with the config's
+            // source pointed at this run's packed feed instead of the repository's packages/.
+            var folder = Directory.CreateDirectory(Path.Combine(work.FullName, "FSharpVae")).FullName;
+            var script = Path.Combine(folder, "fsharp-vae.fsx");
+            File.Copy(Path.Combine(Root, "examples", "FSharpVae", "fsharp-vae.fsx"), script);
+            var config = File.ReadAllText(Path.Combine(Root, "examples", "FSharpVae", "nuget.config"));
+            Assert.Contains("value=\"../../packages\"", config);
+            File.WriteAllText(Path.Combine(folder, "nuget.config"), config.Replace("../../packages", packed.Feed));
+            var env = new Dictionary<string, string?>
+            {
+                ["NUGET_PACKAGES"] = PackedFeed.PrivatePackagesFolder(work.FullName),
+                [Core.LibTorchLoader.CacheVariable] = Path.Combine(work.FullName, "native-cache"),
+            };
+            var output = await Subprocess.DotnetWith(env, work.FullName, TimeSpan.FromMinutes(3), "fsi", script,
                 "--quick", "--data", TestData.MnistFolder);
             log.WriteLine(output);
-            Assert.Contains($"libtorch 2.10.0.0 from {Path.Combine(work.FullName, "lib")}", output);
+            Assert.Contains($"libtorch 2.10.0.0 from {Path.Combine(Subprocess.SharedPackagesFolder, "libtorch-cpu-linux-x64")}", output);
             AssertComparisonTable(output);
             Assert.Matches(@"On 100 test images: ELBO -\d+\.\d \(KL term \d+\.\d\) <= importance-weighted bound, K = 50: -\d+\.\d nats", output);
         }

@@ -5,16 +5,54 @@ using System.Xml.Linq;
 
 namespace Research.Tests;
 
-/// <summary><c>dotnet pack</c> makes the two packages with their metadata, docs, symbols and the native patch, and
-/// a fresh console project outside the repository that references only the packed <c>Research</c> package
-/// builds, patches its own copy of libLibTorchSharp.so and trains PCA and a VAE.</summary>
+/// <summary>The two packages, packed once from the solution's build into a feed in a temp folder, for every test of
+/// the subprocess collection.</summary>
+public sealed class PackedFeed : IAsyncLifetime
+{
+    /// <summary>The temp folder that holds the feed (and the consumers' scratch folders).</summary>
+    public DirectoryInfo Work { get; } = Directory.CreateTempSubdirectory("research-package-");
+    /// <summary>The folder of the .nupkg and .snupkg files.</summary>
+    public string Feed => Path.Combine(Work.FullName, "feed");
+    /// <summary>The version this build packs (that of the assemblies under test).</summary>
+    public string Version { get; } =
+        typeof(Pca).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion.Split('+')[0];
+
+    /// <summary>Packs src/Research.Core and src/Research (already built) into <see cref="Feed"/>.</summary>
+    public async Task InitializeAsync()
+    {
+        var minute = TimeSpan.FromMinutes(1);
+        var root = TestData.RepositoryRoot;
+        await Subprocess.Dotnet(root, minute, "pack", "src/Research.Core/Research.Core.fsproj", "-c", Subprocess.Configuration, "--no-build", "-o", Feed);
+        await Subprocess.Dotnet(root, minute, "pack", "src/Research/Research.csproj", "-c", Subprocess.Configuration, "--no-build", "-o", Feed);
+    }
+
+    /// <summary>A fresh NuGet packages folder under <paramref name="folder"/> in which every package of the shared cache
+    /// but Research and Research.Core is a link into that cache: a consumer restoring into it extracts the freshly
+    /// packed Research packages (never a stale copy) and finds TorchSharp and libtorch offline.</summary>
+    public static string PrivatePackagesFolder(string folder)
+    {
+        var packages = Directory.CreateDirectory(Path.Combine(folder, "packages")).FullName;
+        foreach (var dir in Directory.GetDirectories(Subprocess.SharedPackagesFolder))
+        {
+            var name = Path.GetFileName(dir);
+            if (name is not ("research" or "research.core")) Directory.CreateSymbolicLink(Path.Combine(packages, name), dir);
+        }
+        return packages;
+    }
+
+    /// <summary>Deletes the temp folder.</summary>
+    public Task DisposeAsync() { Work.Delete(true); return Task.CompletedTask; }
+}
+
+/// <summary><c>dotnet pack</c> makes the two packages with their metadata, docs, symbols and the native patch; a
+/// fresh console project outside the repository that references only the packed <c>Research</c> package builds,
+/// patches its own copy of libLibTorchSharp.so and trains PCA and a VAE; and an F# script in F# Interactive,
+/// with <c>#r "nuget: Research"</c> from the local feed and no build or publish step, does the same through the
+/// library's run-time loader.</summary>
 [Collection(SubprocessCollection.Name)]
-public sealed class PackageTests(ITestOutputHelper log)
+public sealed class PackageTests(PackedFeed packed, ITestOutputHelper log)
 {
     private static readonly string Root = TestData.RepositoryRoot;
-
-    private static string PackageVersion =>
-        typeof(Pca).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion.Split('+')[0];
 
     private static XElement Nuspec(ZipArchive package)
     {
@@ -50,15 +88,11 @@ public sealed class PackageTests(ITestOutputHelper log)
     [Fact]
     public async Task The_packed_Research_package_trains_pca_and_a_vae_in_a_fresh_console_project()
     {
-        var work = Directory.CreateTempSubdirectory("research-package-");
-        try
+        var work = Directory.CreateDirectory(Path.Combine(packed.Work.FullName, "console"));
         {
-            string version = PackageVersion;
-            var feed = Path.Combine(work.FullName, "feed");
+            string version = packed.Version;
+            var feed = packed.Feed;
             var minute = TimeSpan.FromMinutes(1);
-            // The solution is already built: pack its outputs.
-            await Subprocess.Dotnet(Root, minute, "pack", "src/Research.Core/Research.Core.fsproj", "-c", Subprocess.Configuration, "--no-build", "-o", feed);
-            await Subprocess.Dotnet(Root, minute, "pack", "src/Research/Research.csproj", "-c", Subprocess.Configuration, "--no-build", "-o", feed);
 
             CheckPackage(feed, "Research.Core", version,
                 ["lib/net10.0/Research.Core.dll", "lib/net10.0/Research.Core.xml", "README.md",
@@ -141,6 +175,81 @@ public sealed class PackageTests(ITestOutputHelper log)
             Assert.Contains(natives, p => Path.GetFileName(p) == "libLibTorchSharp.so");
             Assert.All(natives, p => Assert.StartsWith(Path.Combine(app, "bin"), p));   // the consumer's own (patched) copies
         }
-        finally { work.Delete(true); }
+    }
+
+    [Fact]
+    public async Task An_fsharp_script_references_the_packed_package_with_r_nuget_and_trains_pca_and_a_vae()
+    {
+        var work = Directory.CreateDirectory(Path.Combine(packed.Work.FullName, "fsi")).FullName;
+        var packages = PackedFeed.PrivatePackagesFolder(work);
+        var cache = Path.Combine(work, "native-cache");
+        // The C# program of LoadingTests, as F#.
+        File.WriteAllText(Path.Combine(work, "train.fsx"), $$"""
+            #i "nuget: {{packed.Feed}}"
+            #r "nuget: Research, {{packed.Version}}"
+            open Research
+
+            let rng = System.Random 1
+            let x = Array2D.init 200 16 (fun _ _ -> if rng.NextDouble() < 0.3 then 1.0f else 0.0f)
+            let pca = Pca.Fit(x, components = 4)
+            printfn "PCA: MSE %.4f" (pca.ReconstructionError x)
+            let vae = new VariationalAutoencoder(VaeOptions(InputSize = 16, LatentSize = 2, HiddenSizes = [| 8 |], Device = "cpu"))
+            let history = vae.Fit(x, TrainingOptions(Epochs = 3, BatchSize = 50))
+            printfn "VAE: %d epochs, ELBO %.3f" history.Count (vae.Elbo x)
+            printfn "libtorch: %s" TorchSharp.torch.__version__
+            printfn "load path: %s" ((sprintf "%A" (Research.Core.Native.libTorchSharpLoadPath ())).ReplaceLineEndings " ")
+            printfn "research: %s" typeof<Pca>.Assembly.Location
+            for lib in Research.Core.Native.loadedLibraries () do printfn "native: %s" lib
+            """);
+        var env = new Dictionary<string, string?> { ["NUGET_PACKAGES"] = packages, [Core.LibTorchLoader.CacheVariable] = cache };
+        var output = await Subprocess.DotnetWith(env, work, TimeSpan.FromMinutes(3), "fsi", "train.fsx");
+        log.WriteLine(output);
+        Assert.Contains($"research: {Path.Combine(packages, "research", packed.Version)}", output);
+        var torchSharp = Path.Combine(packages, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        // /proc/self/maps names the real files, behind the links.
+        LoadingTests.CheckRun(output, Path.Combine(Subprocess.SharedPackagesFolder, "libtorch-cpu-linux-x64"), torchSharp, cache);
+    }
+
+    [Fact]
+    public async Task Every_state_of_the_packed_sources_gets_its_own_version_so_a_repack_is_never_shadowed_in_a_nuget_cache()
+    {
+        var work = Directory.CreateDirectory(Path.Combine(packed.Work.FullName, "versions")).FullName;
+        var clone = Path.Combine(work, "clone");
+        var minute = TimeSpan.FromMinutes(1);
+        async Task Git(params string[] args)
+        {
+            var (code, output) = await Subprocess.Run("git", ["-c", "user.name=test", "-c", "user.email=test@example.org", .. args], clone, minute);
+            Assert.True(code == 0, output);
+        }
+        async Task<string> Version()
+        {
+            var output = await Subprocess.Dotnet(clone, minute, "msbuild", "src/Research.Core/Research.Core.fsproj",
+                "-t:ResearchVersionFromGit", "-getProperty:PackageVersion", "-nologo");
+            return output.Split('\n')[0].Trim();
+        }
+        var (cloned, log) = await Subprocess.Run("git", ["clone", "--quiet", "--local", Root, clone], work, minute);
+        Assert.True(cloned == 0, log);
+        // The version logic of the tree under test, committed in the clone.
+        foreach (var file in new[] { "build/Version.targets", "Directory.Build.targets", "Directory.Build.props" })
+            File.Copy(Path.Combine(Root, file), Path.Combine(clone, file), true);
+        await Git("add", "--all");
+        await Git("commit", "--quiet", "--allow-empty", "-m", "the version logic under test");
+
+        var height = int.Parse((await Subprocess.Run("git", ["rev-list", "--count", "HEAD"], clone, minute)).Output.Split('\n')[0]);
+        var clean = await Version();
+        Assert.Equal($"0.2.{height}", clean);
+
+        var source = Path.Combine(clone, "src", "Research.Core", "Gaussian.fs");
+        File.AppendAllText(source, "\n// one change\n");
+        var changed = await Version();
+        Assert.Matches($@"^0\.2\.{height + 1}-dev\.[0-9a-f]{{8}}$", changed);   // after the last commit's, before the next one's
+        File.AppendAllText(source, "// another change\n");
+        var changedAgain = await Version();
+        Assert.NotEqual(changed, changedAgain);
+        File.WriteAllText(Path.Combine(clone, "docs", "notes.md"), "docs are not packed\n");
+        Assert.Equal(changedAgain, await Version());
+
+        await Git("commit", "--quiet", "-am", "next");
+        Assert.Equal($"0.2.{height + 1}", await Version());
     }
 }

@@ -6,7 +6,7 @@ namespace Research.Tests;
 /// <summary>The tests that build or run programs outside this process (packages, docs, examples) share one
 /// collection, so they run one after another instead of fighting over the build machine's cores.</summary>
 [CollectionDefinition(Name)]
-public sealed class SubprocessCollection
+public sealed class SubprocessCollection : ICollectionFixture<PackedFeed>
 {
     /// <summary>The collection's name.</summary>
     public const string Name = "Subprocess builds and runs";

@@ -1,18 +1,15 @@
 // PCA against a variational autoencoder on MNIST from F# Interactive, on Research.Core (the F# core) directly.
 //
-//   dotnet publish src/Research.Core -c Release -r linux-x64 -o examples/lib   # once (see below)
-//   dotnet fsi examples/fsharp-vae.fsx                  # 10,000 training images, 5 epochs (a minute or two)
-//   dotnet fsi examples/fsharp-vae.fsx --quick          # 2,000 images, 1 epoch (seconds)
-//   dotnet fsi examples/fsharp-vae.fsx --train 60000 --epochs 20 --latent 10 --data /path/to/mnist
+//   dotnet pack -c Release -o packages                       # once, at the repository root (see below)
+//   dotnet fsi examples/FSharpVae/fsharp-vae.fsx             # 10,000 training images, 5 epochs (a minute or two)
+//   dotnet fsi examples/FSharpVae/fsharp-vae.fsx --quick     # 2,000 images, 1 epoch (seconds)
+//   dotnet fsi examples/FSharpVae/fsharp-vae.fsx --train 60000 --epochs 20 --latent 10 --data /path/to/mnist
 //
-// Why the publish: F# Interactive only loads what #r names, and TorchSharp looks for its native libraries
-// (libLibTorchSharp.so, libtorch*.so) next to TorchSharp.dll. A build of the class library copies neither;
-// a RuntimeIdentifier-specific publish puts Research.Core.dll, TorchSharp.dll and the natives in one flat
-// folder, and the repository's build patches the libLibTorchSharp.so there so it loads on Debian 12's
-// libstdc++ (docs/troubleshooting.md). `#r "nuget: TorchSharp-cpu"` does not work there: its natives are
-// the unpatched ones from the NuGet cache.
-#r "lib/TorchSharp.dll"
-#r "lib/Research.Core.dll"
+// The pack puts the Research and Research.Core packages into packages/, which the nuget.config beside this
+// script names as a package source; every build has its own version, and "*-*" takes the newest. TorchSharp
+// and libtorch come as the package's dependencies; on systems whose libstdc++ is older than TorchSharp's
+// (Debian 12) the library makes its native part loadable itself (docs/troubleshooting.md).
+#r "nuget: Research.Core, *-*"
 
 open System
 open System.IO
@@ -47,9 +44,10 @@ let data =
     | Some d -> d
     | None -> failwith "MNIST not found: fetch it with `dotnet fsi build.fsx data` (it goes to data/mnist) or pass --data DIR."
 
-// Load TorchSharp's natives with bit-reproducible MKL settings before any tensor work.
+// The library's native set-up (bit-reproducible MKL settings, a loadable libLibTorchSharp.so) before any tensor work.
 Native.ensureLoaded ()
-printfn $"libtorch {torch.__version__} from {Native.loadedLibraries () |> List.head |> Path.GetDirectoryName}"
+let libtorchCpu = Native.loadedLibraries () |> List.find (fun p -> Path.GetFileName p = "libtorch_cpu.so")
+printfn $"libtorch {torch.__version__} from {Path.GetDirectoryName libtorchCpu}"
 
 let clock = Diagnostics.Stopwatch.StartNew()
 let trainAll, _ = Mnist.load data Mnist.Train
