@@ -30,6 +30,9 @@ let vae (folder: string) (name: string) (train: unit -> Vae.VariationalAutoencod
 let autoencoder (folder: string) (name: string) (train: unit -> Autoencoder.Autoencoder) : Autoencoder.Autoencoder =
     cached Autoencoder.load Autoencoder.save folder name train
 
+/// TensorBoard event files of the model `name`, beside the cache: `tensorboard --logdir runs/tensorboard`.
+let private tensorBoard (folder: string) (name: string) = Some(Path.Combine(folder, "tensorboard", name))
+
 /// The VAE of the paper's MNIST figures, cached in `folder`: a 784-500-N_z encoder and mirrored
 /// decoder (Vae.defaults otherwise: ReLU, Bernoulli, analytic KL), Adam 1e-3 on minibatches of 100 for
 /// `epochs` epochs over `train`. The name records N_z, the epochs and the training set size.
@@ -39,7 +42,9 @@ let mnistVae (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) 
         let model = new Vae.VariationalAutoencoder({ Vae.defaults 784 latent with HiddenSizes = [ 500 ] })
         let progress (r: Training.EpochReport) =
             log $"  VAE N_z = {latent} epoch {r.Epoch}: train −ELBO {r.TrainLoss:F2} ({r.Elapsed.TotalSeconds:F1} s)"
-        model.Fit(train, { Training.defaults with Epochs = epochs; BatchSize = 100; LearningRate = 1e-3; Progress = progress }) |> ignore
+        model.Fit(train, { Training.defaults with
+                            Epochs = epochs; BatchSize = 100; LearningRate = 1e-3; Progress = progress
+                            TensorBoard = tensorBoard folder $"vae-z{latent}-h500-n{n}-e{epochs}" }) |> ignore
         model)
 
 let private epochLog name (r: Training.EpochReport) =
@@ -51,7 +56,7 @@ let linearAe (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) 
     let name = $"linear-ae-z{latent}-n{train.shape.[0]}-e{epochs}"
     autoencoder folder name (fun () ->
         let model = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = latent; HiddenSizes = []; Linear = true; Seed = 0; Device = "auto" })
-        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name }) |> ignore
+        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name; TensorBoard = tensorBoard folder name }) |> ignore
         model)
 
 /// The deep autoencoder 784-256-64-N_z (ReLU, sigmoid output), Adam 1e-3, minibatches of 128.
@@ -59,7 +64,7 @@ let deepAe (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) =
     let name = $"ae-256-64-z{latent}-n{train.shape.[0]}-e{epochs}"
     autoencoder folder name (fun () ->
         let model = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = latent; HiddenSizes = [ 256; 64 ]; Linear = false; Seed = 0; Device = "auto" })
-        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name }) |> ignore
+        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name; TensorBoard = tensorBoard folder name }) |> ignore
         model)
 
 /// The PyTorch example's VAE 784-400-N_z (ReLU, Bernoulli), Adam 1e-3, minibatches of 128.
@@ -67,5 +72,5 @@ let exampleVae (folder: string) (train: torch.Tensor) (latent: int) (epochs: int
     let name = $"vae-400-z{latent}-n{train.shape.[0]}-e{epochs}"
     vae folder name (fun () ->
         let model = new Vae.VariationalAutoencoder({ Vae.defaults 784 latent with Device = "auto" })
-        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name }) |> ignore
+        model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name; TensorBoard = tensorBoard folder name }) |> ignore
         model)

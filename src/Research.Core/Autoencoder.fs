@@ -93,7 +93,8 @@ type Autoencoder(config: AutoencoderConfig) =
     member this.Fit(data: Tensor, training: Training.TrainingConfig) : Training.EpochReport list =
         this.CheckData("data", data)
         training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
-        net.Fit(data, training, Training.byAutograd (fun _ batch -> perExampleError(batch).mean()), Training.evaluateInChunks evalRows perExampleError)
+        net.Fit(data, training, Training.byAutograd (fun _ batch -> perExampleError(batch).mean()),
+                Training.evaluateInChunks evalRows perExampleError, (fun _ -> []))
 
     interface IDisposable with
         member _.Dispose() = (net :> IDisposable).Dispose()

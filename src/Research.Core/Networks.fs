@@ -57,10 +57,13 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
         for name, p in mine do p.copy_(byName.[name]) |> ignore
 
     /// Trains with `lossAndGradients` (as ITrainable.LossAndGradients; Training.byAutograd makes it from a
-    /// differentiable loss) and `evaluate` on data already validated by the model; refuses a second
-    /// concurrent Fit on the same model.
-    member this.Fit(data: Tensor, training: Training.TrainingConfig, lossAndGradients, evaluate) : Training.EpochReport list =
+    /// differentiable loss) and `evaluate` on data already validated by the model; `terms` gives the model's
+    /// own per-example means for the TensorBoard log (empty when it has none). Refuses a second concurrent
+    /// Fit on the same model.
+    member this.Fit(data: Tensor, training: Training.TrainingConfig, lossAndGradients, evaluate,
+                    terms: Tensor -> (string * float) list) : Training.EpochReport list =
         Training.validate training
+        training.TensorBoard |> Option.iter TensorBoardLog.validateFolder
         if Interlocked.CompareExchange(busy, 1, 0) <> 0 then
             raise (InvalidOperationException($"Fit is already running on this {modelName}; train one model per thread."))
         try
@@ -73,7 +76,13 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
                         member _.Parameters = parameters
                         member _.LossAndGradients generator batch = lossAndGradients generator batch
                         member _.Evaluate v = evaluate v }
-                Training.fit trainable xd { training with Validation = vd }
+                let progress =
+                    match training.TensorBoard with
+                    | None -> training.Progress
+                    | Some folder ->
+                        let log = TensorBoardLog.progress folder xd vd terms
+                        fun report -> log report; training.Progress report
+                Training.fit trainable xd { training with Validation = vd; Progress = progress }
             finally
                 vd |> Option.iter (fun t -> t.Dispose())
         finally

@@ -47,12 +47,15 @@ type TrainingConfig =
       /// Called after every epoch.
       Progress: EpochReport -> unit
       /// Checked between minibatches; training stops cleanly and returns the finished epochs.
-      Cancellation: CancellationToken }
+      Cancellation: CancellationToken
+      /// A folder for TensorBoard event files: each epoch's losses (and a model's own terms, such as a VAE's
+      /// KL and reconstruction) as scalars, one new event file per Fit (TensorBoardLog).
+      TensorBoard: string option }
 
 /// The defaults of the C# facade: 10 epochs of Adam 1e-3 on minibatches of 128.
 let defaults =
     { Epochs = 10; BatchSize = 128; LearningRate = 1e-3; Optimizer = Adam; Seed = 0; WeightDecay = 0.0
-      Validation = None; Progress = ignore; Cancellation = CancellationToken.None }
+      Validation = None; Progress = ignore; Cancellation = CancellationToken.None; TensorBoard = None }
 
 /// Raised when the loss becomes NaN or infinite; the model holds the last weights whose loss was finite.
 /// The fields: message (what happened and what to try, also the exception's Message), epoch and batch

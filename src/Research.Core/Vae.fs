@@ -133,6 +133,14 @@ type VariationalAutoencoder(config: VaeConfig) =
         use generator = new torch.Generator(uint64 seed, device)
         Training.evaluateInChunks evalRows (fun x -> Estimators.elbo (Estimators.sgvbB generator samples model x)) data
 
+    /// The ELBO's two terms per example, averaged over the rows (estimator B, one sample, a fixed seed):
+    /// "kl", KL(q(z|x) ‖ N(0, I)), and "reconstruction", −E_q[log p(x|z)]; their sum is −ELBO.
+    let termsOf (data: Tensor) =
+        let mean select =
+            use generator = new torch.Generator(uint64 config.Seed, device)
+            Training.evaluateInChunks evalRows (fun x -> select (Estimators.sgvbB generator 1 model x)) data
+        [ "kl", mean (fun t -> t.Kl); "reconstruction", mean (fun t -> -t.Reconstruction) ]
+
     /// The architecture and objective this model was built with.
     member _.Config = config
     /// The networks (encoder x ↦ [μ, log σ²]; decoder z ↦ logits or [mean, log-variance]), device and lifetime.
@@ -224,7 +232,11 @@ type VariationalAutoencoder(config: VaeConfig) =
     member this.Fit(data: Tensor, training: Training.TrainingConfig) : Training.EpochReport list =
         this.CheckData("data", data)
         training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
-        net.Fit(data, training, lossAndGradients, (fun v -> -(elboPerExample config.Seed 1 v)))
+        net.Fit(data, training, lossAndGradients, (fun v -> -(elboPerExample config.Seed 1 v)), this.Terms)
+
+    /// The ELBO's terms per example on the rows of `data` (already on this model's device): "kl" and
+    /// "reconstruction" (−E_q[log p(x|z)]), estimator B with one sample and this model's seed.
+    member _.Terms(data: Tensor) : (string * float) list = termsOf data
 
     interface IDisposable with
         member _.Dispose() = (net :> IDisposable).Dispose()

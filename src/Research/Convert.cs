@@ -49,7 +49,8 @@ internal static class Convert
             options.Seed, options.WeightDecay,
             validation is null ? FSharpOption<torch.Tensor>.None : FSharpOption<torch.Tensor>.Some(validation),
             FuncConvert.FromAction<Core.Training.EpochReport>(r => progress?.Report(ToReport(r))),
-            options.Cancellation);
+            options.Cancellation,
+            options.TensorBoardLogDirectory is null ? FSharpOption<string>.None : FSharpOption<string>.Some(options.TensorBoardLogDirectory));
         var reports = fit(config);
         return new TrainingHistory(reports.Select(ToReport).ToArray());
     }

@@ -23,6 +23,11 @@ public sealed record TrainingOptions
     public IProgress<EpochReport>? Progress { get; init; }
     /// <summary>Stops training between minibatches; <c>Fit</c> then returns the finished epochs and the model stays usable.</summary>
     public CancellationToken Cancellation { get; init; }
+    /// <summary>A folder for TensorBoard (<c>tensorboard --logdir</c> it): every epoch's scalars <c>loss/train</c> and
+    /// <c>loss/validation</c> and, for a VAE, <c>kl/…</c> and <c>reconstruction/…</c> (the ELBO's two terms per example,
+    /// on the first 10,000 training rows and on <see cref="Validation"/>). Created if needed; each <c>Fit</c> adds one
+    /// event file. <c>null</c> (the default) writes nothing.</summary>
+    public string? TensorBoardLogDirectory { get; init; }
 }
 
 /// <summary>What one finished epoch measured.</summary>

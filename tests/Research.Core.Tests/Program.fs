@@ -18,6 +18,7 @@ let all = testList "Research.Core" [
     OptimisersTests.tests
     VaeBackpropTests.tests
     TrainingTests.tests
+    TensorBoardLogTests.tests
     CheckpointTests.tests
     WakeSleepTests.tests
     ReliabilityTests.tests
