@@ -12,11 +12,9 @@ type Algorithm =
 /// The name used in legends and file names.
 let name = function Aevb -> "AEVB" | WakeSleep -> "Wake-sleep"
 
-/// One hidden layer of tanh units in the encoder and the decoder, a Bernoulli decoder, weights drawn
-/// from N(0, 0.01²) (the paper's "N(0, 0.01)"; we read 0.01 as the standard deviation).
-let vae (latent: int) (hidden: int) =
-    new Vae.VariationalAutoencoder(
-        { Vae.defaults 784 latent with HiddenSizes = [ hidden ]; Activation = Mlp.Tanh; Init = Mlp.Normal 0.01; Device = "auto" })
+/// The paper's model (Vae.paper: one hidden layer of tanh units in the encoder and the decoder, a Bernoulli
+/// decoder, the paper's initialisation).
+let vae (latent: int) (hidden: int) = new Vae.VariationalAutoencoder(Vae.paper latent hidden)
 
 /// Adagrad on minibatches of M = 100, L = 1, with the N(0, I) prior on the parameters as a weight decay
 /// of 1/N per example.

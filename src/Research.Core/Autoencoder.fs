@@ -1,4 +1,5 @@
-/// Deterministic autoencoders: an MLP encoder/decoder (ReLU, sigmoid output) or a fully linear one.
+/// Deterministic autoencoders: an MLP encoder/decoder (ReLU or tanh, sigmoid output, so data in [0, 1])
+/// or a fully linear one (any real data).
 module Research.Core.Autoencoder
 
 open System
@@ -16,13 +17,24 @@ type AutoencoderConfig =
       HiddenSizes: int list
       /// No nonlinearity at all (and no output sigmoid): the model whose optimum spans the PCA subspace.
       Linear: bool
+      /// The nonlinearity between hidden layers (unused when Linear).
+      Activation: Mlp.Activation
+      /// How the weights are initialised.
+      Init: Mlp.Init
       /// Seeds the initial weights.
       Seed: int
       /// "auto", "cpu", "cuda" or "cuda:N" (see Device.parse).
       Device: string }
 
-/// Checks the sizes of a configuration.
-let validateConfig (c: AutoencoderConfig) = Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
+/// ReLU hidden layers, a sigmoid output, PyTorch's initialisation, seed 0, device "auto".
+let defaults inputSize latentSize =
+    { InputSize = inputSize; LatentSize = latentSize; HiddenSizes = []; Linear = false; Activation = Mlp.ReLU
+      Init = Mlp.Uniform; Seed = 0; Device = "auto" }
+
+/// Checks the sizes and settings of a configuration.
+let validateConfig (c: AutoencoderConfig) =
+    Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
+    Mlp.validateInit c.Init
 
 /// The checkpoint kind of an autoencoder file.
 [<Literal>]
@@ -30,11 +42,11 @@ let Kind = "autoencoder"
 
 let private networks (c: AutoencoderConfig) =
     validateConfig c
-    let activation = if c.Linear then None else Some Mlp.ReLU
+    let activation = if c.Linear then None else Some c.Activation
     let device = Device.parse c.Device
     let encoder = Mlp.create (c.InputSize :: c.HiddenSizes @ [ c.LatentSize ]) activation
     let decoder = Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ c.InputSize ]) activation
-    new Networks.EncoderDecoder("Autoencoder", device, encoder, decoder, Mlp.Uniform, c.Seed)
+    new Networks.EncoderDecoder("Autoencoder", device, encoder, decoder, Some c.Init, c.Seed)
 
 /// Rows per chunk when scoring without gradients.
 let private evalRows = 4096L
@@ -57,8 +69,17 @@ type Autoencoder(config: AutoencoderConfig) =
     /// The networks, device and lifetime of this model (for advanced use: the TorchSharp modules).
     member _.Networks = net
 
-    /// Checks a data matrix against this model.
-    member _.CheckData(name: string, data: Tensor) = net.ThrowIfDisposed(); Validate.matrix name config.InputSize data
+    /// Checks a data matrix against this model: its width, finite values and, for the nonlinear model, whose
+    /// output is a sigmoid, values in [0, 1] (it could not reconstruct others, and would train silently worse).
+    member _.CheckData(name: string, data: Tensor) =
+        net.ThrowIfDisposed()
+        if config.Linear then Validate.matrix name config.InputSize data
+        else
+            try Validate.unitMatrix name config.InputSize data
+            with :? ArgumentException as e when e.Message.Contains "[0, 1]" ->
+                raise (ArgumentException(
+                    e.Message + " The nonlinear autoencoder's output is a sigmoid, so it reconstructs values in [0, 1] only: "
+                    + "scale the data into [0, 1], or use Linear = true for real-valued data.", name, e))
 
     /// f(x): codes [n, LatentSize].
     member this.Encode(x: Tensor) : Tensor =
@@ -105,6 +126,7 @@ let save (path: string) (model: Autoencoder) =
     ModelFile.save path Kind
         [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
           "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Linear", (if c.Linear then "true" else "false")
+          "Activation", ModelFile.ofActivation c.Activation; "InitStd", ModelFile.ofInit c.Init
           "Seed", ModelFile.ofInt c.Seed ]
         model.Networks
 
@@ -116,5 +138,7 @@ let load (path: string) (device: string) : Autoencoder =
                 { InputSize = ModelFile.int cp "InputSize"; LatentSize = ModelFile.int cp "LatentSize"
                   HiddenSizes = ModelFile.ints cp "HiddenSizes"
                   Linear = ModelFile.choice cp "Linear" [ "true", true; "false", false ]
+                  // Files of the first milestone lack these two: they were ReLU with PyTorch's initialisation.
+                  Activation = ModelFile.activationOr cp Mlp.ReLU; Init = ModelFile.initOr cp Mlp.Uniform
                   Seed = ModelFile.int cp "Seed"; Device = device }))
         (fun m -> m.Networks)

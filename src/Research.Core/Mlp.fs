@@ -17,8 +17,14 @@ type Activation =
 type Init =
     /// PyTorch's default for nn.Linear: weights and biases ~ U(−1/√fan_in, 1/√fan_in).
     | Uniform
-    /// Weights and biases ~ N(0, std²); the AEVB paper draws from N(0, 0.01), i.e. Normal 0.1.
+    /// Weights and biases ~ N(0, std²). The AEVB paper's "N(0, 0.01)" is Normal 0.01 (see Vae.paper).
     | Normal of std: float
+
+/// Checks an initialisation: a Normal standard deviation must be finite and positive.
+let validateInit (init: Init) =
+    match init with
+    | Normal std -> Validate.positiveFinite "InitStd" std
+    | Uniform -> ()
 
 /// A stack of affine layers `sizes[0] → sizes[1] → … → sizes[n]` with `activation` between them
 /// (none after the last), or no nonlinearity at all when `activation` is None.

@@ -53,20 +53,41 @@ let choice (cp: Checkpoint.Checkpoint) key (choices: (string * 'T) list) : 'T =
     | Some(_, c) -> c
     | None -> raise (bad cp key v)
 
+let private activations = [ "relu", Mlp.ReLU; "tanh", Mlp.Tanh ]
+
+/// The text form of an activation (read back by `activationOr`).
+let ofActivation (a: Mlp.Activation) = activations |> List.find (snd >> (=) a) |> fst
+
+/// The text form of an initialisation: "uniform" or the Normal standard deviation (read back by `initOr`).
+let ofInit (init: Mlp.Init) = match init with Mlp.Uniform -> "uniform" | Mlp.Normal s -> ofFloat s
+
+/// Reads the "Activation" option, or `fallback` when the file predates it.
+let activationOr (cp: Checkpoint.Checkpoint) (fallback: Mlp.Activation) =
+    if cp.Options |> List.exists (fst >> (=) "Activation") then choice cp "Activation" activations else fallback
+
+/// Reads the "InitStd" option ("uniform" or a standard deviation), or `fallback` when the file predates it.
+let initOr (cp: Checkpoint.Checkpoint) (fallback: Mlp.Init) =
+    match cp.Options |> List.tryFind (fst >> (=) "InitStd") with
+    | None -> fallback
+    | Some(_, "uniform") -> Mlp.Uniform
+    | Some _ -> Mlp.Normal(float cp "InitStd")
+
 /// Writes a model's options and parameters to `path` atomically.
 let save (path: string) (kind: string) (options: (string * string) list) (net: Networks.EncoderDecoder) =
     if String.IsNullOrWhiteSpace path then raise (ArgumentException("The path is empty.", "path"))
     net.ThrowIfDisposed()
     Checkpoint.save path { Kind = kind; Options = options; Tensors = net.NamedParameters }
 
-/// Reads a model file of `kind` for `device`, builds the model from its options with `create`, and copies the
-/// parameters in. A damaged file raises InvalidDataException and builds nothing.
-let load (path: string) (device: string) (kind: string) (create: Checkpoint.Checkpoint -> 'Model)
-         (net: 'Model -> Networks.EncoderDecoder) : 'Model =
+/// Reads a model file of `kind` for `device`, runs `check` on it (which may refuse it with an exception before
+/// anything is built), builds the model from its options with `create`, and copies the parameters in. A
+/// damaged file raises InvalidDataException and builds nothing.
+let loadChecked (path: string) (device: string) (kind: string) (check: Checkpoint.Checkpoint -> unit)
+                (create: Checkpoint.Checkpoint -> 'Model) (net: 'Model -> Networks.EncoderDecoder) : 'Model =
     if String.IsNullOrWhiteSpace path then raise (ArgumentException("The path is empty.", "path"))
     Device.parse device |> ignore // an unknown device is the caller's error, reported before reading
     let cp = Checkpoint.load path kind torch.CPU
     try
+        check cp
         // Options are checked like a user's; in a file, a bad size means a damaged file.
         let model =
             try create cp
@@ -79,3 +100,8 @@ let load (path: string) (device: string) (kind: string) (create: Checkpoint.Chec
             reraise ()
     finally
         for _, t in cp.Tensors do t.Dispose()
+
+/// loadChecked with no check beyond the file's own.
+let load (path: string) (device: string) (kind: string) (create: Checkpoint.Checkpoint -> 'Model)
+         (net: 'Model -> Networks.EncoderDecoder) : 'Model =
+    loadChecked path device kind ignore create net

@@ -8,14 +8,40 @@ open TorchSharp
 
 type Tensor = torch.Tensor
 
-/// An encoder and a decoder on one device, initialised from a seed.
-type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Sequential, decoder: Modules.Sequential,
-                    init: Mlp.Init, seed: int) =
+type Module = torch.nn.Module<Tensor, Tensor>
+
+/// The named parameters of an encoder and a decoder, as checkpoints name them ("encoder.<name>", "decoder.<name>").
+let namedParameters (encoder: Module) (decoder: Module) : (string * Tensor) list =
+    [ for struct (n, p) in encoder.named_parameters () -> "encoder." + n, p :> Tensor
+      for struct (n, p) in decoder.named_parameters () -> "decoder." + n, p :> Tensor ]
+
+/// InvalidDataException unless `tensors` (from a file) has exactly the names and shapes of `parameters`.
+let checkTensors (modelName: string) (parameters: (string * Tensor) list) (tensors: (string * Tensor) list) =
+    let byName = dict tensors
+    for name, p in parameters do
+        match byName.TryGetValue name with
+        | true, t when t.shape = p.shape -> ()
+        | true, t -> raise (IO.InvalidDataException($"Tensor '{name}' has shape %A{t.shape} in the file but %A{p.shape} in the model."))
+        | _ -> raise (IO.InvalidDataException($"The file lacks the tensor '{name}' of this {modelName}."))
+    let mine = set (List.map fst parameters)
+    match tensors |> List.tryFind (fun (n, _) -> not (mine.Contains n)) with
+    | Some(extra, _) -> raise (IO.InvalidDataException($"The file holds the tensor '{extra}', which this {modelName} does not have."))
+    | None -> ()
+
+/// An encoder and a decoder on one device: the library's own networks, initialised from a seed
+/// (`init` Some), or research code's own modules, which keep the weights they were built with (None).
+/// The modules are in evaluation mode except during Fit (dropout, batch normalisation).
+type EncoderDecoder(modelName: string, device: torch.Device, encoder: Module, decoder: Module, init: Mlp.Init option, seed: int) =
     do
-        use g = new torch.Generator(uint64 seed)
-        Mlp.initialise g init [ encoder; decoder ]
+        match init with
+        | Some init ->
+            use g = new torch.Generator(uint64 seed)
+            Mlp.initialise g init [ encoder; decoder ]
+        | None -> ()
         encoder.``to``(device) |> ignore
         decoder.``to``(device) |> ignore
+        encoder.eval ()
+        decoder.eval ()
     let mutable disposed = false
     let busy = ref 0
 
@@ -38,21 +64,14 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
     member _.Parameters : Modules.Parameter list = [ yield! encoder.parameters (); yield! decoder.parameters () ]
 
     /// The named parameter tensors, in a fixed order (for checkpoints).
-    member _.NamedParameters : (string * Tensor) list =
-        [ for struct (n, p) in encoder.named_parameters () -> "encoder." + n, p :> Tensor
-          for struct (n, p) in decoder.named_parameters () -> "decoder." + n, p :> Tensor ]
+    member _.NamedParameters : (string * Tensor) list = namedParameters encoder decoder
 
-    /// Copies `tensors` (matched by name and shape, all of them required) into the parameters.
+    /// Copies `tensors` (matched by name and shape, all of them required) into the parameters; checks them all
+    /// first (checkTensors), so a mismatch changes nothing.
     member this.LoadParameters(tensors: (string * Tensor) list) =
-        let byName = dict tensors
         let mine = this.NamedParameters
-        if byName.Count <> mine.Length then
-            raise (IO.InvalidDataException($"The file holds {byName.Count} tensors but this {modelName} has {mine.Length} parameters."))
-        for name, p in mine do
-            match byName.TryGetValue name with
-            | true, t when t.shape = p.shape -> ()
-            | true, t -> raise (IO.InvalidDataException($"Tensor '{name}' has shape %A{t.shape} in the file but %A{p.shape} in the model."))
-            | _ -> raise (IO.InvalidDataException($"The file lacks the tensor '{name}'."))
+        checkTensors modelName mine tensors
+        let byName = dict tensors
         use _ = torch.no_grad ()
         for name, p in mine do p.copy_(byName.[name]) |> ignore
 
@@ -71,18 +90,24 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Modules.Se
             let vd = training.Validation |> Option.map this.ToDevice
             try
                 let parameters = this.Parameters
+                let mode training =
+                    for m in [ encoder; decoder ] do if training then m.train () else m.eval ()
                 let trainable =
                     { new Training.ITrainable with
                         member _.Parameters = parameters
                         member _.LossAndGradients generator batch = lossAndGradients generator batch
-                        member _.Evaluate v = evaluate v }
+                        member _.Evaluate v =
+                            mode false
+                            try evaluate v finally mode true }
+                mode true
                 let progress =
                     match training.TensorBoard with
                     | None -> training.Progress
                     | Some folder ->
                         let log = TensorBoardLog.progress folder xd vd terms
                         fun report -> log report; training.Progress report
-                Training.fit trainable xd { training with Validation = vd; Progress = progress }
+                try Training.fit trainable xd { training with Validation = vd; Progress = progress }
+                finally mode false
             finally
                 vd |> Option.iter (fun t -> t.Dispose())
         finally

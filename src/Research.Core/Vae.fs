@@ -39,7 +39,7 @@ type VaeConfig =
       Beta: float
       /// The nonlinearity between hidden layers (ReLU by default, tanh in the paper).
       Activation: Mlp.Activation
-      /// How the weights are initialised (PyTorch's uniform by default, N(0, 0.01) in the paper).
+      /// How the weights are initialised (PyTorch's uniform by default; Normal 0.01 in the paper, see `paper`).
       Init: Mlp.Init
       /// Seeds the initial weights.
       Seed: int
@@ -51,14 +51,20 @@ let defaults inputSize latentSize =
     { InputSize = inputSize; LatentSize = latentSize; HiddenSizes = [ 400 ]; Likelihood = Bernoulli
       KlEstimator = Analytic; Samples = 1; Beta = 1.0; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "auto" }
 
+/// Kingma & Welling's MNIST model (section 5): 784-hidden-latent MLPs with tanh hidden units, a Bernoulli
+/// decoder, and every weight and bias drawn from the paper's "N(0, 0.01)". We read 0.01 as the standard
+/// deviation, the convention of numpy.random.normal(0, 0.01) in the code of that time, rather than as the
+/// variance that the notation N(μ, σ²) would suggest; paper/'s Figures 2 and 3 are trained with it. This is
+/// the one place that reading is made (Mlp.Init's doc, the docs and the scripts refer here).
+let paper latentSize hiddenSize =
+    { defaults 784 latentSize with HiddenSizes = [ hiddenSize ]; Activation = Mlp.Tanh; Init = Mlp.Normal 0.01 }
+
 /// Checks the sizes and settings of a configuration.
 let validateConfig (c: VaeConfig) =
     Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
     Validate.positive "Samples" c.Samples
     Validate.nonNegativeFinite "Beta" c.Beta
-    match c.Init with
-    | Mlp.Normal std -> Validate.positiveFinite "Init std" std
-    | Mlp.Uniform -> ()
+    Mlp.validateInit c.Init
 
 /// The checkpoint kind of a VAE file.
 [<Literal>]
@@ -68,22 +74,50 @@ let Kind = "vae"
 let private evalRows = 1000L
 let private sampleBudget = 1L <<< 23
 
-let private networks (c: VaeConfig) =
+let private outputsOf (c: VaeConfig) = match c.Likelihood with Bernoulli -> c.InputSize | Gaussian -> 2 * c.InputSize
+
+let private builtInNetworks (c: VaeConfig) =
     validateConfig c
-    let outputs = match c.Likelihood with Bernoulli -> c.InputSize | Gaussian -> 2 * c.InputSize
     let act = Some c.Activation
     let device = Device.parse c.Device
     let encoder = Mlp.create (c.InputSize :: c.HiddenSizes @ [ 2 * c.LatentSize ]) act
-    let decoder = Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ outputs ]) act
-    new Networks.EncoderDecoder("VariationalAutoencoder", device, encoder, decoder, c.Init, c.Seed)
+    let decoder = Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ outputsOf c ]) act
+    new Networks.EncoderDecoder("VariationalAutoencoder", device, encoder, decoder, Some c.Init, c.Seed)
 
-/// A VAE with an MLP encoder whose last layer emits (μ, log σ²) together and an MLP decoder.
-type VariationalAutoencoder(config: VaeConfig) =
-    let net = networks config
+/// Runs `net` once on two rows of zeros (no gradients, evaluation mode) and checks the output's shape:
+/// research code's modules are checked here, before any weight can change.
+let private trial (device: torch.Device) (name: string) (net: Networks.Module) (input: int) (expected: int) (meaning: string) =
+    use _ = torch.no_grad ()
+    use x = torch.zeros([| 2L; int64 input |], device = device)
+    use y =
+        try net.forward x
+        with e -> raise (ArgumentException($"The {name} failed on an input of shape [2, {input}]: {e.Message}", name, e))
+    if y.shape <> [| 2L; int64 expected |] then
+        let got = String.Join(", ", y.shape)
+        raise (ArgumentException(
+            $"The {name} maps an input of shape [2, {input}] to [{got}]; this VAE needs [2, {expected}] ({meaning}).", name))
+
+let private ownNetworks (c: VaeConfig) (encoder: Networks.Module) (decoder: Networks.Module) =
+    if isNull encoder then nullArg "encoder"
+    if isNull decoder then nullArg "decoder"
+    Validate.architecture c.InputSize c.LatentSize []
+    Validate.positive "Samples" c.Samples
+    Validate.nonNegativeFinite "Beta" c.Beta
+    let device = Device.parse c.Device
+    let net = new Networks.EncoderDecoder("VariationalAutoencoder", device, encoder, decoder, None, c.Seed)
+    trial device "encoder" encoder c.InputSize (2 * c.LatentSize) "the means, then the log-variances of q(z|x)"
+    let decoded = match c.Likelihood with Bernoulli -> "Bernoulli logits" | Gaussian -> "the means, then the log-variances of p(x|z)"
+    trial device "decoder" decoder c.LatentSize (outputsOf c) decoded
+    net
+
+/// A VAE: an encoder x ↦ [μ, log σ²] of q(z|x) and a decoder z ↦ the parameters of p(x|z). The networks are
+/// the library's MLPs (trained with the closed-form gradient of VaeBackprop under estimator B) or research
+/// code's own TorchSharp modules (trained through autograd); every member works the same with either.
+type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDecoder, builtIn: bool) =
     let d = config.LatentSize
     let device = net.Device
     let encoder, decoder = net.Encoder, net.Decoder
-    let outputs = match config.Likelihood with Bernoulli -> config.InputSize | Gaussian -> 2 * config.InputSize
+    let outputs = outputsOf config
 
     let encode (x: Tensor) =
         use h = encoder.forward x // μ and log σ² are views: they keep its storage
@@ -124,10 +158,10 @@ type VariationalAutoencoder(config: VaeConfig) =
     /// estimator A goes through autograd.
     let lossAndGradients =
         match config.KlEstimator with
-        | Analytic ->
+        | Analytic when builtIn ->
             let observation = match config.Likelihood with Bernoulli -> VaeBackprop.BernoulliLogits | Gaussian -> VaeBackprop.GaussianMeanLogVar
             VaeBackprop.lossAndGradients encoder decoder config.Activation observation config.Samples config.Beta
-        | MonteCarlo -> Training.byAutograd loss
+        | _ -> Training.byAutograd loss
 
     let elboPerExample seed samples (data: Tensor) =
         use generator = new torch.Generator(uint64 seed, device)
@@ -141,8 +175,21 @@ type VariationalAutoencoder(config: VaeConfig) =
             Training.evaluateInChunks evalRows (fun x -> select (Estimators.sgvbB generator 1 model x)) data
         [ "kl", mean (fun t -> t.Kl); "reconstruction", mean (fun t -> -t.Reconstruction) ]
 
+    /// A VAE with the library's MLP encoder and decoder, built and initialised from `config`.
+    new(config: VaeConfig) = new VariationalAutoencoder(config, builtInNetworks config, true)
+
+    /// A VAE on research code's own modules: `encoder` maps [n, InputSize] to [n, 2·LatentSize] (the means,
+    /// then the log-variances), `decoder` maps [n, LatentSize] to [n, InputSize] Bernoulli logits or [n,
+    /// 2·InputSize] Gaussian means then log-variances. HiddenSizes, Activation and Init are not used, and the
+    /// modules keep their weights (Seed seeds the training and sampling noise only). A one-row trial checks
+    /// the output shapes (ArgumentException naming both). The model owns the modules: Dispose disposes them.
+    new(config: VaeConfig, encoder: Networks.Module, decoder: Networks.Module) =
+        new VariationalAutoencoder(config, ownNetworks config encoder decoder, false)
+
     /// The architecture and objective this model was built with.
     member _.Config = config
+    /// True when the networks are research code's own modules, not the library's MLPs.
+    member _.HasOwnNetworks = not builtIn
     /// The networks (encoder x ↦ [μ, log σ²]; decoder z ↦ logits or [mean, log-variance]), device and lifetime.
     member _.Networks = net
     /// The model as tensor functions q(z|x), log p(x|z), for the estimators.
@@ -201,6 +248,18 @@ type VariationalAutoencoder(config: VaeConfig) =
         use _m = mu
         decodeMean mu
 
+    /// Mean squared error per element of Reconstruct(x) against x, as the autoencoder's and PCA's.
+    member this.ReconstructionError(x: Tensor) : float =
+        this.CheckData("data", x)
+        use _ = torch.no_grad ()
+        use xd = net.ToDevice x
+        Training.evaluateInChunks evalRows (fun rows ->
+            let mu, logVar = encode rows
+            use _l = logVar
+            use _m = mu
+            use r = decodeMean mu
+            torch.nn.functional.mse_loss(r, rows, reduction = torch.nn.Reduction.None).mean([| 1L |])) xd
+
     /// E[x|z] for `count` draws z ~ N(0, I).
     member _.Sample(count: int, seed: int) : Tensor =
         net.ThrowIfDisposed()
@@ -243,31 +302,47 @@ type VariationalAutoencoder(config: VaeConfig) =
 
 let private likelihoods = [ "bernoulli", Bernoulli; "gaussian", Gaussian ]
 let private estimators = [ "analytic", Analytic; "montecarlo", MonteCarlo ]
-let private activations = [ "relu", Mlp.ReLU; "tanh", Mlp.Tanh ]
 let private name choices value = choices |> List.find (snd >> (=) value) |> fst
 
-/// Writes `model` to `path` atomically (a temp file, then a rename).
-let save (path: string) (model: VariationalAutoencoder) =
+let private options (model: VariationalAutoencoder) =
     let c = model.Config
-    ModelFile.save path Kind
-        [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
-          "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Likelihood", name likelihoods c.Likelihood
-          "KlEstimator", name estimators c.KlEstimator; "Samples", ModelFile.ofInt c.Samples
-          "Beta", ModelFile.ofFloat c.Beta; "Activation", name activations c.Activation
-          "InitStd", (match c.Init with Mlp.Uniform -> "uniform" | Mlp.Normal s -> ModelFile.ofFloat s)
-          "Seed", ModelFile.ofInt c.Seed ]
-        model.Networks
+    [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
+      "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Likelihood", name likelihoods c.Likelihood
+      "KlEstimator", name estimators c.KlEstimator; "Samples", ModelFile.ofInt c.Samples
+      "Beta", ModelFile.ofFloat c.Beta; "Activation", ModelFile.ofActivation c.Activation
+      "InitStd", ModelFile.ofInit c.Init; "Seed", ModelFile.ofInt c.Seed
+      "Networks", (if model.HasOwnNetworks then "own" else "mlp") ]
 
-/// Reads a VAE written by `save` onto `device`; InvalidDataException for a damaged or foreign file.
+/// Writes `model` to `path` atomically (a temp file, then a rename).
+let save (path: string) (model: VariationalAutoencoder) = ModelFile.save path Kind (options model) model.Networks
+
+let private configOf (cp: Checkpoint.Checkpoint) (device: string) =
+    { InputSize = ModelFile.int cp "InputSize"; LatentSize = ModelFile.int cp "LatentSize"
+      HiddenSizes = ModelFile.ints cp "HiddenSizes"; Likelihood = ModelFile.choice cp "Likelihood" likelihoods
+      KlEstimator = ModelFile.choice cp "KlEstimator" estimators; Samples = ModelFile.int cp "Samples"
+      Beta = ModelFile.float cp "Beta"; Activation = ModelFile.activationOr cp Mlp.ReLU
+      Init = ModelFile.initOr cp Mlp.Uniform; Seed = ModelFile.int cp "Seed"; Device = device }
+
+let private hasOwnNetworks (cp: Checkpoint.Checkpoint) = List.contains ("Networks", "own") cp.Options
+
+/// Reads a VAE written by `save` onto `device`; InvalidDataException for a damaged or foreign file, or for
+/// a model saved with its own networks (load it with `loadInto`).
 let load (path: string) (device: string) : VariationalAutoencoder =
     ModelFile.load path device Kind
         (fun cp ->
-            let init = if List.contains ("InitStd", "uniform") cp.Options then Mlp.Uniform else Mlp.Normal(ModelFile.float cp "InitStd")
-            let config =
-                { InputSize = ModelFile.int cp "InputSize"; LatentSize = ModelFile.int cp "LatentSize"
-                  HiddenSizes = ModelFile.ints cp "HiddenSizes"; Likelihood = ModelFile.choice cp "Likelihood" likelihoods
-                  KlEstimator = ModelFile.choice cp "KlEstimator" estimators; Samples = ModelFile.int cp "Samples"
-                  Beta = ModelFile.float cp "Beta"; Activation = ModelFile.choice cp "Activation" activations
-                  Init = init; Seed = ModelFile.int cp "Seed"; Device = device }
-            new VariationalAutoencoder(config))
+            if hasOwnNetworks cp then
+                raise (IO.InvalidDataException(
+                    $"'{path}' holds a VAE with its own encoder and decoder modules: build them and load it with loadInto (C#: VariationalAutoencoder.Load(path, encoder, decoder))."))
+            new VariationalAutoencoder(configOf cp device))
+        (fun m -> m.Networks)
+
+/// Reads the weights of a VAE written by `save` into freshly built `encoder` and `decoder` modules and
+/// returns the model around them. Their parameter names and shapes must be the file's: a mismatch is an
+/// InvalidDataException, checked before anything is built, so the modules are left unchanged.
+let loadInto (path: string) (encoder: Networks.Module) (decoder: Networks.Module) (device: string) : VariationalAutoencoder =
+    if isNull encoder then nullArg "encoder"
+    if isNull decoder then nullArg "decoder"
+    ModelFile.loadChecked path device Kind
+        (fun cp -> Networks.checkTensors "VAE's modules" (Networks.namedParameters encoder decoder) cp.Tensors)
+        (fun cp -> new VariationalAutoencoder(configOf cp device, encoder, decoder))
         (fun m -> m.Networks)

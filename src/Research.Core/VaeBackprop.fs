@@ -14,7 +14,7 @@ type Tensor = torch.Tensor
 
 /// The affine layers of an MLP built by Mlp.create with `activation` between them, input side first.
 /// ArgumentException for any other sequence of modules: the gradient below is derived for exactly that one.
-let affineLayers (activation: Mlp.Activation) (net: Modules.Sequential) : Modules.Linear list =
+let affineLayers (activation: Mlp.Activation) (net: torch.nn.Module) : Modules.Linear list =
     let isActivation (m: torch.nn.Module) =
         match activation, m with
         | Mlp.ReLU, (:? Modules.ReLU) | Mlp.Tanh, (:? Modules.Tanh) -> true
@@ -24,7 +24,9 @@ let affineLayers (activation: Mlp.Activation) (net: Modules.Sequential) : Module
         | [ :? Modules.Linear as l ] -> [ l ]
         | (:? Modules.Linear as l) :: a :: rest when isActivation a -> l :: layers rest
         | _ -> invalidArg "net" $"Expected affine layers with {activation} between them, as Mlp.create builds."
-    layers [ for struct (_, m) in net.named_children () -> m ]
+    match net with
+    | :? Modules.Sequential -> layers [ for struct (_, m) in net.named_children () -> m ]
+    | _ -> invalidArg "net" $"Expected a Sequential of affine layers with {activation} between them, as Mlp.create builds."
 
 /// The decoder's observation model, as the gradient needs it.
 type Observation =
@@ -95,7 +97,7 @@ let private backward (activation: Mlp.Activation) (layers: Modules.Linear list) 
 /// returns the β-weighted negative ELBO (SGVB B, L = `samples` draws from the generator, averaged over
 /// the rows: the value Vae's loss gives) and writes its derivative into every parameter's gradient. The
 /// returned scalar carries no graph. The networks' structure is checked once, here (see affineLayers).
-let lossAndGradients (encoder: Modules.Sequential) (decoder: Modules.Sequential) (activation: Mlp.Activation)
+let lossAndGradients (encoder: torch.nn.Module) (decoder: torch.nn.Module) (activation: Mlp.Activation)
                      (observation: Observation) (samples: int) (beta: float) : torch.Generator -> Tensor -> Tensor =
     let encoderLayers, decoderLayers = affineLayers activation encoder, affineLayers activation decoder
     fun (generator: torch.Generator) (x: Tensor) ->

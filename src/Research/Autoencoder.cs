@@ -3,8 +3,9 @@ using Core = Research.Core;
 
 namespace Research;
 
-/// <summary>A deterministic autoencoder x ↦ g(f(x)): ReLU MLPs with a sigmoid output, or fully linear,
-/// trained on mean squared error per element.</summary>
+/// <summary>A deterministic autoencoder x ↦ g(f(x)): ReLU or tanh MLPs with a sigmoid output (data in [0, 1];
+/// other values are an <see cref="ArgumentException"/>), or fully linear (any real data), trained on mean
+/// squared error per element.</summary>
 /// <example>
 /// <code>
 /// using var ae = new Autoencoder(new AutoencoderOptions { InputSize = 784, LatentSize = 20, HiddenSizes = [256, 64] });
@@ -28,7 +29,8 @@ public sealed class Autoencoder : IDisposable
     private Autoencoder(AutoencoderOptions options, Core.Autoencoder.Autoencoder model) => (Options, _model) = (options, model);
 
     private static Core.Autoencoder.AutoencoderConfig ToConfig(AutoencoderOptions o) =>
-        new(o.InputSize, o.LatentSize, Convert.ToList(o.HiddenSizes, "HiddenSizes"), o.Linear, o.Seed, o.Device ?? "auto");
+        new(o.InputSize, o.LatentSize, Convert.ToList(o.HiddenSizes, "HiddenSizes"), o.Linear, Convert.ToCore(o.Activation),
+            Convert.ToInit(o.InitStd), o.Seed, o.Device ?? "auto");
 
     /// <summary>The architecture this model was built with.</summary>
     public AutoencoderOptions Options { get; }
@@ -122,7 +124,7 @@ public sealed class Autoencoder : IDisposable
         var options = new AutoencoderOptions
         {
             InputSize = c.InputSize, LatentSize = c.LatentSize, HiddenSizes = c.HiddenSizes.ToArray(),
-            Linear = c.Linear, Seed = c.Seed, Device = device,
+            Linear = c.Linear, Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init), Seed = c.Seed, Device = device,
         };
         return new Autoencoder(options, model);
     }

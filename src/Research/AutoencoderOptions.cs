@@ -11,6 +11,11 @@ public sealed record AutoencoderOptions
     public int[] HiddenSizes { get; init; } = [];
     /// <summary>No nonlinearity at all (and no output sigmoid): the model whose optimum spans the PCA subspace.</summary>
     public bool Linear { get; init; } = false;
+    /// <summary>The nonlinearity between hidden layers (not used when <see cref="Linear"/>).</summary>
+    public Activation Activation { get; init; } = Activation.ReLU;
+    /// <summary><c>null</c>: PyTorch's default initialisation (uniform in ±1/√fan-in); else every weight and bias
+    /// ~ N(0, InitStd²). Must be finite and positive when set.</summary>
+    public double? InitStd { get; init; } = null;
     /// <summary>Seeds the initial weights.</summary>
     public int Seed { get; init; } = 0;
     /// <summary>"auto", "cpu", "cuda" or "cuda:N".</summary>

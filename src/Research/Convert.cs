@@ -33,6 +33,20 @@ internal static class Convert
         return ListModule.OfArray(values);
     }
 
+    public static Core.Mlp.Activation ToCore(Activation a) => a switch
+    {
+        Activation.ReLU => Core.Mlp.Activation.ReLU,
+        Activation.Tanh => Core.Mlp.Activation.Tanh,
+        _ => throw new ArgumentException($"Unknown activation {a}.", "Activation"),
+    };
+
+    public static Activation FromCore(Core.Mlp.Activation a) => a.IsTanh ? Activation.Tanh : Activation.ReLU;
+
+    /// <summary>null: PyTorch's default initialisation; else N(0, std²) (the core checks std).</summary>
+    public static Core.Mlp.Init ToInit(double? std) => std is { } s ? Core.Mlp.Init.NewNormal(s) : Core.Mlp.Init.Uniform;
+
+    public static double? FromInit(Core.Mlp.Init init) => init is Core.Mlp.Init.Normal n ? n.std : null;
+
     public static EpochReport ToReport(Core.Training.EpochReport r) =>
         new(r.Epoch, r.TrainLoss, FSharpOption<double>.get_IsSome(r.ValidationLoss) ? r.ValidationLoss.Value : null,
             r.ExamplesSeen, r.Elapsed);

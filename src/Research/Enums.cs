@@ -26,3 +26,12 @@ public enum Optimizer
     /// <summary>Adagrad (Duchi et al., 2011), the optimiser of the AEVB paper.</summary>
     Adagrad,
 }
+
+/// <summary>The nonlinearity between hidden layers.</summary>
+public enum Activation
+{
+    /// <summary>max(0, x), the default of modern autoencoders.</summary>
+    ReLU,
+    /// <summary>tanh(x), the hidden units of the AEVB paper.</summary>
+    Tanh,
+}

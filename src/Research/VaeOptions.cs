@@ -1,3 +1,5 @@
+using Core = Research.Core;
+
 namespace Research;
 
 /// <summary>The architecture and objective of a <see cref="VariationalAutoencoder"/>. The defaults are the
@@ -18,8 +20,30 @@ public sealed record VaeOptions
     public int Samples { get; init; } = 1;
     /// <summary>Weight on the KL term (1 gives the true ELBO).</summary>
     public double Beta { get; init; } = 1.0;
+    /// <summary>The nonlinearity between hidden layers.</summary>
+    public Activation Activation { get; init; } = Activation.ReLU;
+    /// <summary><c>null</c>: PyTorch's default initialisation (uniform in ±1/√fan-in); else every weight and bias
+    /// ~ N(0, InitStd²). Must be finite and positive when set.</summary>
+    public double? InitStd { get; init; } = null;
     /// <summary>Seeds the initial weights.</summary>
     public int Seed { get; init; } = 0;
     /// <summary>"auto", "cpu", "cuda" or "cuda:N".</summary>
     public string Device { get; init; } = "auto";
+
+    /// <summary>Kingma &amp; Welling's MNIST model: 784-<paramref name="hiddenSize"/>-<paramref name="latentSize"/> MLPs
+    /// with tanh hidden units, a Bernoulli decoder and their initialisation, every weight and bias ~ N(0, 0.01²)
+    /// (the paper's "N(0, 0.01)", read as a standard deviation: <c>Research.Core.Vae.paper</c> says why).</summary>
+    /// <example><code>
+    /// using var vae = new VariationalAutoencoder(VaeOptions.Paper(latentSize: 20));
+    /// vae.Fit(images, new TrainingOptions { Optimizer = Optimizer.Adagrad, LearningRate = 0.02, BatchSize = 100 });
+    /// </code></example>
+    public static VaeOptions Paper(int latentSize, int hiddenSize = 500)
+    {
+        var c = Core.Vae.paper(latentSize, hiddenSize);
+        return new VaeOptions
+        {
+            InputSize = c.InputSize, LatentSize = c.LatentSize, HiddenSizes = [.. c.HiddenSizes],
+            Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init),
+        };
+    }
 }

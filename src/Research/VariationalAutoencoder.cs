@@ -25,20 +25,38 @@ public sealed class VariationalAutoencoder : IDisposable
         _model = new Core.Vae.VariationalAutoencoder(ToConfig(Options));
     }
 
+    /// <summary>A VAE on research code's own TorchSharp modules. <paramref name="encoder"/> maps [n, InputSize] to
+    /// [n, 2·LatentSize] (the means, then the log-variances of q(z|x)); <paramref name="decoder"/> maps [n, LatentSize]
+    /// to [n, InputSize] Bernoulli logits, or [n, 2·InputSize] Gaussian means then log-variances.
+    /// <see cref="VaeOptions.HiddenSizes"/>, <see cref="VaeOptions.Activation"/> and <see cref="VaeOptions.InitStd"/> are not used, and the modules keep the weights they were built with
+    /// (<see cref="VaeOptions.Seed"/> seeds the training and sampling noise only). The model owns the modules: Dispose
+    /// disposes them. Every other member works as for the built-in networks; training goes through autograd. A module
+    /// whose output shape is wrong is an <see cref="ArgumentException"/> naming both shapes (a two-row trial, here).</summary>
+    public VariationalAutoencoder(VaeOptions options, torch.nn.Module<torch.Tensor, torch.Tensor> encoder,
+                                  torch.nn.Module<torch.Tensor, torch.Tensor> decoder)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(decoder);
+        Options = options with { HiddenSizes = [.. options.HiddenSizes ?? []] };
+        _model = new Core.Vae.VariationalAutoencoder(ToConfig(Options with { HiddenSizes = [] }), encoder, decoder);
+    }
+
     private VariationalAutoencoder(VaeOptions options, Core.Vae.VariationalAutoencoder model) => (Options, _model) = (options, model);
 
     private static Core.Vae.VaeConfig ToConfig(VaeOptions o) => new(
         o.InputSize, o.LatentSize, Convert.ToList(o.HiddenSizes, "HiddenSizes"),
         o.Likelihood == Likelihood.Bernoulli ? Core.Vae.Likelihood.Bernoulli : Core.Vae.Likelihood.Gaussian,
         o.KlEstimator == KlEstimator.Analytic ? Core.Vae.KlEstimator.Analytic : Core.Vae.KlEstimator.MonteCarlo,
-        o.Samples, o.Beta, Core.Mlp.Activation.ReLU, Core.Mlp.Init.Uniform, o.Seed, o.Device ?? "auto");
+        o.Samples, o.Beta, Convert.ToCore(o.Activation), Convert.ToInit(o.InitStd), o.Seed, o.Device ?? "auto");
 
     private static VaeOptions FromConfig(Core.Vae.VaeConfig c, string device) => new()
     {
         InputSize = c.InputSize, LatentSize = c.LatentSize, HiddenSizes = c.HiddenSizes.ToArray(),
         Likelihood = c.Likelihood.IsBernoulli ? Likelihood.Bernoulli : Likelihood.Gaussian,
         KlEstimator = c.KlEstimator.IsAnalytic ? KlEstimator.Analytic : KlEstimator.MonteCarlo,
-        Samples = c.Samples, Beta = c.Beta, Seed = c.Seed, Device = device,
+        Samples = c.Samples, Beta = c.Beta, Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init),
+        Seed = c.Seed, Device = device,
     };
 
     /// <summary>The architecture and objective this model was built with.</summary>
@@ -115,6 +133,21 @@ public sealed class VariationalAutoencoder : IDisposable
     /// <summary>Decodes <paramref name="count"/> draws z ~ N(0, I).</summary>
     public float[,] Sample(int count, int seed = 0) => Convert.ToArray(_model.Sample(count, seed));
 
+    /// <summary>Mean squared error per element of <see cref="Reconstruct(float[,])"/> against the data, as for the
+    /// autoencoder and PCA (so the three can be set side by side).</summary>
+    public double ReconstructionError(float[,] data) => ErrorTensor(Convert.ToTensor(data, nameof(data)));
+
+    /// <summary>Mean squared error per element of the reconstructions of jagged rows (one array per example, all of one length).</summary>
+    public double ReconstructionError(float[][] rows) => ErrorTensor(Convert.ToTensor(rows));
+
+    /// <summary>Mean squared error per element of the reconstructions of row-major values split into <paramref name="rows"/> rows.</summary>
+    public double ReconstructionError(ReadOnlySpan<float> values, int rows) => ErrorTensor(Convert.ToTensor(values, rows));
+
+    private double ErrorTensor(torch.Tensor x)
+    {
+        using (x) return _model.ReconstructionError(x);
+    }
+
     /// <summary>The ELBO per example (closed-form KL, <paramref name="samples"/> draws of z), mean over rows, in nats.</summary>
     public double Elbo(float[,] data, int samples = 1, int seed = 0) => ElboTensor(Convert.ToTensor(data, nameof(data)), samples, seed);
 
@@ -155,6 +188,20 @@ public sealed class VariationalAutoencoder : IDisposable
     public static VariationalAutoencoder Load(string path, string device = "auto")
     {
         var model = Core.Vae.load(path, device);
+        return new VariationalAutoencoder(FromConfig(model.Config, device), model);
+    }
+
+    /// <summary>Reads the weights of a model saved with its own modules (see
+    /// <see cref="VariationalAutoencoder(VaeOptions, torch.nn.Module{torch.Tensor, torch.Tensor}, torch.nn.Module{torch.Tensor, torch.Tensor})"/>)
+    /// into freshly built <paramref name="encoder"/> and <paramref name="decoder"/> of the same architecture. A file whose
+    /// parameter names or shapes differ from the modules' is an <see cref="InvalidDataException"/> naming the first
+    /// difference, and leaves the modules unchanged.</summary>
+    public static VariationalAutoencoder Load(string path, torch.nn.Module<torch.Tensor, torch.Tensor> encoder,
+                                              torch.nn.Module<torch.Tensor, torch.Tensor> decoder, string device = "auto")
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(decoder);
+        var model = Core.Vae.loadInto(path, encoder, decoder, device);
         return new VariationalAutoencoder(FromConfig(model.Config, device), model);
     }
 

@@ -22,8 +22,10 @@ public sealed class PackedFeed : IAsyncLifetime
     {
         var minute = TimeSpan.FromMinutes(1);
         var root = TestData.RepositoryRoot;
-        await Subprocess.Dotnet(root, minute, "pack", "src/Research.Core/Research.Core.fsproj", "-c", Subprocess.Configuration, "--no-build", "-o", Feed);
-        await Subprocess.Dotnet(root, minute, "pack", "src/Research/Research.csproj", "-c", Subprocess.Configuration, "--no-build", "-o", Feed);
+        // The version of the assemblies under test, not one recomputed from the working tree as it is now.
+        var version = $"-p:Version={Version}";
+        await Subprocess.Dotnet(root, minute, "pack", "src/Research.Core/Research.Core.fsproj", "-c", Subprocess.Configuration, "--no-build", "-o", Feed, version);
+        await Subprocess.Dotnet(root, minute, "pack", "src/Research/Research.csproj", "-c", Subprocess.Configuration, "--no-build", "-o", Feed, version);
     }
 
     /// <summary>A fresh NuGet packages folder under <paramref name="folder"/> in which every package of the shared cache

@@ -201,7 +201,8 @@ public sealed class ReliabilityTests
             var vaeCalls = new Dictionary<string, Action>
             {
                 ["Fit"] = () => vae.Fit(x), ["Encode"] = () => vae.Encode(x), ["Decode"] = () => vae.Decode(z),
-                ["Reconstruct"] = () => vae.Reconstruct(x), ["Sample"] = () => vae.Sample(2), ["Elbo"] = () => vae.Elbo(x),
+                ["Reconstruct"] = () => vae.Reconstruct(x), ["ReconstructionError"] = () => vae.ReconstructionError(x),
+                ["Sample"] = () => vae.Sample(2), ["Elbo"] = () => vae.Elbo(x),
                 ["LogLikelihood"] = () => vae.LogLikelihood(x, 5), ["Save"] = () => vae.Save(path),
             };
             var ae = Ae();
