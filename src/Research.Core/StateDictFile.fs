@@ -8,8 +8,8 @@
 ///                storage is the persistent id `('storage', torch.FloatStorage, key, 'cpu', numel)`;
 ///   `data/<key>` that storage's elements, raw little-endian;
 ///   `version`    the serialisation format, "3".
-/// PyTorch 2 adds `byteorder` ("little") and `.data/serialization_id`; the reader checks the first and
-/// ignores the second. The reader runs no Python and builds no object but dictionaries, tuples, strings,
+/// Later PyTorch versions add records such as `byteorder` ("little"); the reader checks that one and ignores
+/// the others. The reader runs no Python and builds no object but dictionaries, tuples, strings,
 /// numbers and tensors: the pickle may name only OrderedDict, the tensor rebuild functions and storage types.
 module Research.Core.StateDictFile
 
@@ -112,6 +112,7 @@ let private elementBytes (t: Tensor) : byte[] =
     let c = t.detach().cpu().contiguous()
     let bytes =
         match c.dtype with
+        | _ when c.numel () = 0L -> [||] // TorchSharp's accessor refuses to copy out an empty tensor
         | torch.ScalarType.Float32 -> MemoryMarshal.AsBytes(ReadOnlySpan(c.data<float32>().ToArray())).ToArray()
         | _ -> MemoryMarshal.AsBytes(ReadOnlySpan(c.data<float>().ToArray())).ToArray()
     if not BitConverter.IsLittleEndian then
