@@ -142,3 +142,12 @@ let load (path: string) (device: string) : Autoencoder =
                   Activation = ModelFile.activationOr cp Mlp.ReLU; Init = ModelFile.initOr cp Mlp.Uniform
                   Seed = ModelFile.int cp "Seed"; Device = device }))
         (fun m -> m.Networks)
+
+/// Writes the parameters of `model` to `path` as a PyTorch state_dict that `torch.load` reads, atomically;
+/// the names are PyTorch's (`encoder.0.weight`, …; see PyTorch and docs/pytorch.md).
+let exportPyTorch (path: string) (model: Autoencoder) = PyTorch.export path model.Networks
+
+/// An autoencoder built from `config` with the parameters of a state_dict that PyTorch saved for the module
+/// of docs/pytorch.md; errors as for Vae.importPyTorch.
+let importPyTorch (path: string) (config: AutoencoderConfig) : Autoencoder =
+    PyTorch.import path "Autoencoder" (fun () -> new Autoencoder(config)) (fun m -> m.Networks)

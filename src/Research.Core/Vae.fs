@@ -346,3 +346,14 @@ let loadInto (path: string) (encoder: Networks.Module) (decoder: Networks.Module
         (fun cp -> Networks.checkTensors "VAE's modules" (Networks.namedParameters encoder decoder) cp.Tensors)
         (fun cp -> new VariationalAutoencoder(configOf cp device, encoder, decoder))
         (fun m -> m.Networks)
+
+/// Writes the parameters of `model` to `path` as a PyTorch state_dict that `torch.load` reads, atomically;
+/// the names are PyTorch's (`encoder.0.weight`, …; see PyTorch and docs/pytorch.md).
+let exportPyTorch (path: string) (model: VariationalAutoencoder) = PyTorch.export path model.Networks
+
+/// A VAE built from `config` with the parameters of a state_dict that PyTorch saved for the module of
+/// docs/pytorch.md (`torch.save(model.state_dict(), path)`; float32 or float64). A bad config is an
+/// ArgumentException before the file is read; a file that is not such a state_dict, or whose names or
+/// shapes differ from the config's architecture, is an InvalidDataException naming them, and nothing is built.
+let importPyTorch (path: string) (config: VaeConfig) : VariationalAutoencoder =
+    PyTorch.import path "VariationalAutoencoder" (fun () -> new VariationalAutoencoder(config)) (fun m -> m.Networks)

@@ -129,6 +129,22 @@ public sealed class Autoencoder : IDisposable
         return new Autoencoder(options, model);
     }
 
+    /// <summary>Writes the parameters to <paramref name="path"/> as a PyTorch state_dict that <c>torch.load</c> reads
+    /// (float32, the parameters only), atomically (a temp file, then a rename), under the names of the PyTorch
+    /// module in docs/pytorch.md (<c>encoder.0.weight</c>, …, <c>decoder.0.weight</c>, …).</summary>
+    public void ExportPyTorch(string path) => Core.Autoencoder.exportPyTorch(path, _model);
+
+    /// <summary>Builds an autoencoder with <paramref name="options"/> and reads its parameters from a state_dict that
+    /// PyTorch saved for the module in docs/pytorch.md; errors as for
+    /// <see cref="VariationalAutoencoder.ImportPyTorch(string, VaeOptions)"/>.</summary>
+    public static Autoencoder ImportPyTorch(string path, AutoencoderOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.HiddenSizes, "options.HiddenSizes");
+        var copy = options with { HiddenSizes = [.. options.HiddenSizes] };
+        return new Autoencoder(copy, Core.Autoencoder.importPyTorch(path, ToConfig(copy)));
+    }
+
     /// <summary>Frees the native memory of the parameters; later calls throw <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose() => ((IDisposable)_model).Dispose();
 }

@@ -205,6 +205,25 @@ public sealed class VariationalAutoencoder : IDisposable
         return new VariationalAutoencoder(FromConfig(model.Config, device), model);
     }
 
+    /// <summary>Writes the parameters to <paramref name="path"/> as a PyTorch state_dict that <c>torch.load</c> reads
+    /// (float32, the parameters only: no buffers, no metadata), atomically (a temp file, then a rename). The names
+    /// are those of the PyTorch module in docs/pytorch.md: <c>encoder.0.weight</c>, <c>encoder.0.bias</c>,
+    /// <c>encoder.2.weight</c>, …, <c>decoder.0.weight</c>, …, so <c>model.load_state_dict(torch.load(path))</c> works.</summary>
+    public void ExportPyTorch(string path) => Core.Vae.exportPyTorch(path, _model);
+
+    /// <summary>Builds a VAE with <paramref name="options"/> and reads its parameters from a state_dict that PyTorch
+    /// saved (<c>torch.save(model.state_dict(), path)</c>, float32 or float64) for the module in docs/pytorch.md.
+    /// Bad options are an <see cref="ArgumentException"/>; a file that is not a state_dict, is damaged, or holds a
+    /// parameter that is missing, extra or shaped differently from the options' architecture is an
+    /// <see cref="InvalidDataException"/> naming it (with both shapes), and nothing is built.</summary>
+    public static VariationalAutoencoder ImportPyTorch(string path, VaeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.HiddenSizes, "options.HiddenSizes");
+        var copy = options with { HiddenSizes = [.. options.HiddenSizes] };
+        return new VariationalAutoencoder(copy, Core.Vae.importPyTorch(path, ToConfig(copy)));
+    }
+
     /// <summary>Frees the native memory of the parameters; later calls throw <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose() => ((IDisposable)_model).Dispose();
 }

@@ -20,6 +20,7 @@ let all = testList "Research.Core" [
     TrainingTests.tests
     TensorBoardLogTests.tests
     CheckpointTests.tests
+    StateDictFileTests.tests
     WakeSleepTests.tests
     ReliabilityTests.tests
     DeterminismTests.tests

@@ -66,12 +66,15 @@ public sealed class DocsTests(ITestOutputHelper log)
     {
         foreach (var doc in new[] { "quickstart-csharp.md", "quickstart-fsharp.md", "aevb-equations.md", "pca-vs-autoencoders.md", "troubleshooting.md" })
             Assert.True(File.Exists(Path.Combine(Root, "docs", doc)), $"docs/{doc} is missing");
-        // Code in any other language would escape the compile-and-run tests below.
-        var allowed = new HashSet<string> { "csharp", "fsharp", "sh", "text", "xml" };
+        // Code in any other language would escape the compile-and-run tests below (the python blocks of
+        // docs/pytorch.md are run by PyTorchTests).
+        var allowed = new HashSet<string> { "csharp", "fsharp", "python", "sh", "text", "xml" };
         var blocks = DocumentFiles().SelectMany(Blocks).ToList();
         Assert.All(blocks, b => Assert.True(allowed.Contains(b.Language),
             $"{b.Name}: a code block must be tagged {string.Join(", ", allowed)} (csharp and fsharp are compiled and run), not '{b.Language}'"));
-        Assert.All(blocks.Where(b => b.Language is "sh" or "text" or "xml"), b => Assert.False(b.CompileOnly, $"{b.Name}: only csharp/fsharp blocks compile"));
+        Assert.All(blocks.Where(b => b.Language is "python" or "sh" or "text" or "xml"), b => Assert.False(b.CompileOnly, $"{b.Name}: only csharp/fsharp blocks compile"));
+        Assert.All(blocks.Where(b => b.Language == "python"), b => Assert.True(b.File == Path.Combine("docs", "pytorch.md"),
+            $"{b.Name}: python blocks are run only in docs/pytorch.md"));
         Assert.True(blocks.Count(b => b.Language == "csharp") >= 5, "the docs show C#");
         Assert.True(blocks.Count(b => b.Language == "fsharp") >= 5, "the docs show F#");
     }
