@@ -139,6 +139,7 @@ public sealed class DocsTests(ITestOutputHelper log)
         var usings = new SortedSet<string>(StringComparer.Ordinal);
         var methods = new StringBuilder();
         var calls = new StringBuilder();
+        var types = new StringBuilder();
         for (int k = 0; k < blocks.Count; k++)
         {
             var b = blocks[k];
@@ -149,7 +150,19 @@ public sealed class DocsTests(ITestOutputHelper log)
             // One #line directive, then every line (hoisted using directives left blank), so compiler errors
             // point into the Markdown file.
             methods.AppendLine($"#line {b.Line} \"{Path.Combine(Root, b.File)}\"");
-            foreach (var line in b.Code)
+            // Type declarations at the end of a block (a class at column 0, with its doc comment and attributes)
+            // cannot live in a method: they go to the file's top level, with their own #line.
+            var code = b.Code.ToList();
+            int firstType = code.FindIndex(l => Regex.IsMatch(l, @"^((public|internal|sealed|static|abstract|partial|file)\s+)*(class|record|struct|interface)\s"));
+            if (firstType >= 0)
+            {
+                while (firstType > 0 && (code[firstType - 1].StartsWith("///") || code[firstType - 1].StartsWith("["))) firstType--;
+                types.AppendLine($"#line {b.Line + firstType} \"{Path.Combine(Root, b.File)}\"");
+                foreach (var line in code.Skip(firstType)) types.AppendLine(line);
+                types.AppendLine("#line default");
+                code = code.Take(firstType).ToList();
+            }
+            foreach (var line in code)
             {
                 if (Regex.IsMatch(line, @"^using\s+(static\s+)?[\w.]+(\s*=\s*[\w.<>, ]+)?\s*;"))
                 {
@@ -178,6 +191,8 @@ public sealed class DocsTests(ITestOutputHelper log)
                     await Task.CompletedTask;
                 }
             }
+
+            {{types}}
             """;
     }
 
