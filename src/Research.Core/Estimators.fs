@@ -70,3 +70,14 @@ let importanceWeighted (generator: torch.Generator) (samples: int) (chunk: int) 
                let logW = model.LogLikelihood z x + Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z
                yield scope.MoveToOuter(logW) |]
     torch.cat(logWeights, 0L).logsumexp(0L) - Math.Log(float samples)
+
+/// Burda et al.'s IWAE training bound, per example [B]: log (1/K) Σ_k w_k with w_k = p(x, z_k) / q(z_k|x) and
+/// the K samples z_k ~ q(z|x) reparameterised in one draw [K,B,D] (differentiable in the encoder and decoder;
+/// its gradient is the IWAE gradient). K = 1 is exactly SGVB A with L = 1 on the same noise; the bound rises
+/// towards log p(x) with K. importanceWeighted is the same bound, chunked for evaluation.
+let iwae (generator: torch.Generator) (samples: int) (model: LatentVariableModel) (x: Tensor) : Tensor =
+    requirePositive "samples" samples
+    let mu, logVar = model.Encode x
+    let z = Gaussian.sample generator samples mu logVar
+    let logW = model.LogLikelihood z x + Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z
+    logW.logsumexp(0L) - Math.Log(float samples)

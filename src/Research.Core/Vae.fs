@@ -21,6 +21,13 @@ type KlEstimator =
     /// Estimator A: log q(z|x) − log p(z) at the sampled z.
     | MonteCarlo
 
+/// What training maximises.
+type Objective =
+    /// The ELBO (with the KL term weighted by Beta), estimated by SGVB A or B with L = Samples.
+    | Elbo
+    /// Burda et al.'s importance-weighted bound with K = Samples (Estimators.iwae); Beta must be 1.
+    | ImportanceWeighted
+
 /// The architecture and objective of a VAE.
 type VaeConfig =
     { /// Features per example (784 for MNIST).
@@ -37,6 +44,8 @@ type VaeConfig =
       Samples: int
       /// Weight of the KL term (1 gives the ELBO).
       Beta: float
+      /// The ELBO or the IWAE bound (K = Samples).
+      Objective: Objective
       /// The nonlinearity between hidden layers (ReLU by default, tanh in the paper).
       Activation: Mlp.Activation
       /// How the weights are initialised (PyTorch's uniform by default; Normal 0.01 in the paper, see `paper`).
@@ -49,7 +58,7 @@ type VaeConfig =
 /// The PyTorch-example defaults: 784-400-20 style ReLU MLPs, Bernoulli, analytic KL, L = 1, β = 1.
 let defaults inputSize latentSize =
     { InputSize = inputSize; LatentSize = latentSize; HiddenSizes = [ 400 ]; Likelihood = Bernoulli
-      KlEstimator = Analytic; Samples = 1; Beta = 1.0; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "auto" }
+      KlEstimator = Analytic; Samples = 1; Beta = 1.0; Objective = Elbo; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "auto" }
 
 /// Kingma & Welling's MNIST model (section 5): 784-hidden-latent MLPs with tanh hidden units, a Bernoulli
 /// decoder, and every weight and bias drawn from the paper's "N(0, 0.01)". We read 0.01 as the standard
@@ -64,6 +73,8 @@ let validateConfig (c: VaeConfig) =
     Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
     Validate.positive "Samples" c.Samples
     Validate.nonNegativeFinite "Beta" c.Beta
+    if c.Objective = ImportanceWeighted && c.Beta <> 1.0 then
+        raise (ArgumentException($"Beta is {c.Beta}, but the importance-weighted objective has no KL weight: Beta must be 1.", "Beta"))
     Mlp.validateInit c.Init
 
 /// The checkpoint kind of a VAE file.
@@ -100,9 +111,7 @@ let private trial (device: torch.Device) (name: string) (net: Networks.Module) (
 let private ownNetworks (c: VaeConfig) (encoder: Networks.Module) (decoder: Networks.Module) =
     if isNull encoder then nullArg "encoder"
     if isNull decoder then nullArg "decoder"
-    Validate.architecture c.InputSize c.LatentSize []
-    Validate.positive "Samples" c.Samples
-    Validate.nonNegativeFinite "Beta" c.Beta
+    validateConfig { c with HiddenSizes = []; Init = Mlp.Uniform }
     let device = Device.parse c.Device
     let net = new Networks.EncoderDecoder("VariationalAutoencoder", device, encoder, decoder, None, c.Seed)
     trial device "encoder" encoder c.InputSize (2 * c.LatentSize) "the means, then the log-variances of q(z|x)"
@@ -149,19 +158,30 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
             parts.[1].Dispose()
             parts.[0]
 
-    /// The β-weighted negative ELBO per example of one minibatch.
+    /// The training loss per example of one minibatch: the β-weighted negative ELBO, or the negative IWAE bound.
     let loss generator (x: Tensor) =
-        let t = terms generator config.Samples x
-        (t.Kl * config.Beta - t.Reconstruction).mean()
+        match config.Objective with
+        | Elbo ->
+            let t = terms generator config.Samples x
+            (t.Kl * config.Beta - t.Reconstruction).mean()
+        | ImportanceWeighted -> -(Estimators.iwae generator config.Samples model x).mean()
 
     /// The loss and its gradients for one step: estimator B has a closed-form gradient (VaeBackprop);
     /// estimator A goes through autograd.
     let lossAndGradients =
         match config.KlEstimator with
-        | Analytic when builtIn ->
+        | Analytic when builtIn && config.Objective = Elbo ->
             let observation = match config.Likelihood with Bernoulli -> VaeBackprop.BernoulliLogits | Gaussian -> VaeBackprop.GaussianMeanLogVar
             VaeBackprop.lossAndGradients encoder decoder config.Activation observation config.Samples config.Beta
         | _ -> Training.byAutograd loss
+
+    /// The importance-weighted bound with K = `samples`, mean over the rows of `data` (on this device), in
+    /// chunks of rows and samples that bound the memory.
+    let importanceWeightedMean seed samples (data: Tensor) =
+        use generator = new torch.Generator(uint64 seed, device)
+        let rows = 100L
+        let chunk = int (max 1L (min (int64 samples) (sampleBudget / (rows * int64 outputs))))
+        Training.evaluateInChunks rows (Estimators.importanceWeighted generator samples chunk model) data
 
     let elboPerExample seed samples (data: Tensor) =
         use generator = new torch.Generator(uint64 seed, device)
@@ -281,17 +301,19 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
         this.CheckData("data", data)
         Validate.positive "importanceSamples" importanceSamples
         use xd = net.ToDevice data
-        use generator = new torch.Generator(uint64 seed, device)
-        let rows = 100L
-        let chunk = int (max 1L (min (int64 importanceSamples) (sampleBudget / (rows * int64 outputs))))
-        Training.evaluateInChunks rows (Estimators.importanceWeighted generator importanceSamples chunk model) xd
+        importanceWeightedMean seed importanceSamples xd
 
-    /// Trains on the rows of `data`; TrainLoss is the β-weighted −ELBO per example. Refuses a second
-    /// concurrent Fit on the same model.
+    /// Trains on the rows of `data`; TrainLoss is the β-weighted −ELBO per example, or the negative IWAE bound
+    /// (K = Samples) under ImportanceWeighted, and ValidationLoss the same without β, with this model's seed
+    /// (one sample for the ELBO). Refuses a second concurrent Fit on the same model.
     member this.Fit(data: Tensor, training: Training.TrainingConfig) : Training.EpochReport list =
         this.CheckData("data", data)
         training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
-        net.Fit(data, training, lossAndGradients, (fun v -> -(elboPerExample config.Seed 1 v)), this.Terms)
+        let validationLoss (v: Tensor) =
+            match config.Objective with
+            | Elbo -> -(elboPerExample config.Seed 1 v)
+            | ImportanceWeighted -> -(importanceWeightedMean config.Seed config.Samples v)
+        net.Fit(data, training, lossAndGradients, validationLoss, this.Terms)
 
     /// The ELBO's terms per example on the rows of `data` (already on this model's device): "kl" and
     /// "reconstruction" (−E_q[log p(x|z)]), estimator B with one sample and this model's seed.
@@ -311,7 +333,8 @@ let private options (model: VariationalAutoencoder) =
       "KlEstimator", name estimators c.KlEstimator; "Samples", ModelFile.ofInt c.Samples
       "Beta", ModelFile.ofFloat c.Beta; "Activation", ModelFile.ofActivation c.Activation
       "InitStd", ModelFile.ofInit c.Init; "Seed", ModelFile.ofInt c.Seed
-      "Networks", (if model.HasOwnNetworks then "own" else "mlp") ]
+      "Networks", (if model.HasOwnNetworks then "own" else "mlp")
+      "Objective", (match c.Objective with Elbo -> "elbo" | ImportanceWeighted -> "iwae") ]
 
 /// Writes `model` to `path` atomically (a temp file, then a rename).
 let save (path: string) (model: VariationalAutoencoder) = ModelFile.save path Kind (options model) model.Networks
@@ -320,7 +343,12 @@ let private configOf (cp: Checkpoint.Checkpoint) (device: string) =
     { InputSize = ModelFile.int cp "InputSize"; LatentSize = ModelFile.int cp "LatentSize"
       HiddenSizes = ModelFile.ints cp "HiddenSizes"; Likelihood = ModelFile.choice cp "Likelihood" likelihoods
       KlEstimator = ModelFile.choice cp "KlEstimator" estimators; Samples = ModelFile.int cp "Samples"
-      Beta = ModelFile.float cp "Beta"; Activation = ModelFile.activationOr cp Mlp.ReLU
+      Beta = ModelFile.float cp "Beta"
+      // Files of the first milestone lack it: they trained on the ELBO.
+      Objective =
+        (if cp.Options |> List.exists (fst >> (=) "Objective") then ModelFile.choice cp "Objective" [ "elbo", Elbo; "iwae", ImportanceWeighted ]
+         else Elbo)
+      Activation = ModelFile.activationOr cp Mlp.ReLU
       Init = ModelFile.initOr cp Mlp.Uniform; Seed = ModelFile.int cp "Seed"; Device = device }
 
 let private hasOwnNetworks (cp: Checkpoint.Checkpoint) = List.contains ("Networks", "own") cp.Options

@@ -35,3 +35,13 @@ public enum Activation
     /// <summary>tanh(x), the hidden units of the AEVB paper.</summary>
     Tanh,
 }
+
+/// <summary>What a <see cref="VariationalAutoencoder"/> maximises in training.</summary>
+public enum Objective
+{
+    /// <summary>The evidence lower bound (its KL term weighted by <see cref="VaeOptions.Beta"/>).</summary>
+    Elbo,
+    /// <summary>Burda et al.'s importance-weighted bound log (1/K) Σ_k p(x, z_k)/q(z_k|x), K = <see cref="VaeOptions.Samples"/>
+    /// (the IWAE); <see cref="VaeOptions.Beta"/> must be 1.</summary>
+    ImportanceWeighted,
+}

@@ -20,6 +20,10 @@ public sealed record VaeOptions
     public int Samples { get; init; } = 1;
     /// <summary>Weight on the KL term (1 gives the true ELBO).</summary>
     public double Beta { get; init; } = 1.0;
+    /// <summary>The training objective: the ELBO, or the IWAE bound with K = <see cref="Samples"/> (then
+    /// <see cref="KlEstimator"/> is not used, <see cref="Beta"/> must be 1, and TrainLoss and ValidationLoss are the
+    /// negative IWAE bound per example).</summary>
+    public Objective Objective { get; init; } = Objective.Elbo;
     /// <summary>The nonlinearity between hidden layers.</summary>
     public Activation Activation { get; init; } = Activation.ReLU;
     /// <summary><c>null</c>: PyTorch's default initialisation (uniform in ±1/√fan-in); else every weight and bias

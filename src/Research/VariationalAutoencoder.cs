@@ -48,14 +48,17 @@ public sealed class VariationalAutoencoder : IDisposable
         o.InputSize, o.LatentSize, Convert.ToList(o.HiddenSizes, "HiddenSizes"),
         o.Likelihood == Likelihood.Bernoulli ? Core.Vae.Likelihood.Bernoulli : Core.Vae.Likelihood.Gaussian,
         o.KlEstimator == KlEstimator.Analytic ? Core.Vae.KlEstimator.Analytic : Core.Vae.KlEstimator.MonteCarlo,
-        o.Samples, o.Beta, Convert.ToCore(o.Activation), Convert.ToInit(o.InitStd), o.Seed, o.Device ?? "auto");
+        o.Samples, o.Beta,
+        o.Objective == Objective.Elbo ? Core.Vae.Objective.Elbo : Core.Vae.Objective.ImportanceWeighted,
+        Convert.ToCore(o.Activation), Convert.ToInit(o.InitStd), o.Seed, o.Device ?? "auto");
 
     private static VaeOptions FromConfig(Core.Vae.VaeConfig c, string device) => new()
     {
         InputSize = c.InputSize, LatentSize = c.LatentSize, HiddenSizes = c.HiddenSizes.ToArray(),
         Likelihood = c.Likelihood.IsBernoulli ? Likelihood.Bernoulli : Likelihood.Gaussian,
         KlEstimator = c.KlEstimator.IsAnalytic ? KlEstimator.Analytic : KlEstimator.MonteCarlo,
-        Samples = c.Samples, Beta = c.Beta, Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init),
+        Samples = c.Samples, Beta = c.Beta, Objective = c.Objective.IsElbo ? Objective.Elbo : Objective.ImportanceWeighted,
+        Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init),
         Seed = c.Seed, Device = device,
     };
 

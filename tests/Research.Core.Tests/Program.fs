@@ -10,6 +10,7 @@ let all = testList "Research.Core" [
     GaussianTests.tests
     ReparameterizationTests.tests
     EstimatorsTests.tests
+    IwaeTests.tests
     PcaTests.tests
     ProbabilisticPcaTests.tests
     IdxTests.tests

@@ -100,4 +100,26 @@ public sealed class ModelOptionsTests
         using var linear = new Autoencoder(new AutoencoderOptions { InputSize = 8, LatentSize = 2, Linear = true, Device = "cpu" });
         Assert.Single(linear.Fit(x, new TrainingOptions { Epochs = 1 }));
     }
+
+    [Fact]
+    public void The_importance_weighted_objective_trains_survives_Save_and_Load_and_refuses_a_Beta()
+    {
+        var dir = Directory.CreateTempSubdirectory("research-iwae-");
+        try
+        {
+            var x = TestData.Uniform(9, 120, 10, binary: true);
+            var options = new VaeOptions { InputSize = 10, LatentSize = 2, HiddenSizes = [8], Objective = Objective.ImportanceWeighted, Samples = 5, Device = "cpu" };
+            using var vae = new VariationalAutoencoder(options);
+            var history = vae.Fit(x, new TrainingOptions { Epochs = 2, BatchSize = 20, Validation = x });
+            // ValidationLoss is the negative IWAE bound (K = Samples, the model's seed).
+            Assert.Equal(-vae.LogLikelihood(x, importanceSamples: 5, seed: options.Seed), history[^1].ValidationLoss!.Value, 5);
+            var path = Path.Combine(dir.FullName, "iwae.vae");
+            vae.Save(path);
+            using var loaded = VariationalAutoencoder.Load(path, "cpu");
+            Assert.Equal(Objective.ImportanceWeighted, loaded.Options.Objective);
+            var e = Assert.ThrowsAny<ArgumentException>(() => new VariationalAutoencoder(options with { Beta = 2.0 }));
+            Assert.Contains("Beta must be 1", e.Message);
+        }
+        finally { dir.Delete(true); }
+    }
 }
