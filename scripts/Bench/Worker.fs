@@ -87,7 +87,7 @@ let sgemm threads (n: int) (reps: int) =
 
 let private vaeConfig = { Vae.defaults 784 20 with Device = "cpu" }
 let private aeConfig: Autoencoder.AutoencoderConfig =
-    { InputSize = 784; LatentSize = 20; HiddenSizes = [ 256; 64 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "cpu" }
+    { InputSize = 784; LatentSize = 20; HiddenSizes = [ 256; 64 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "cpu" }
 
 /// One training epoch through the public Fit, after a warm-up Fit on `warmupSteps` minibatches.
 let epoch (model: string) threads data rows warmupSteps (weightDecay: float) =

@@ -55,7 +55,7 @@ let private epochLog name (r: Training.EpochReport) =
 let linearAe (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) =
     let name = $"linear-ae-z{latent}-n{train.shape.[0]}-e{epochs}"
     autoencoder folder name (fun () ->
-        let model = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = latent; HiddenSizes = []; Linear = true; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "auto" })
+        let model = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = latent; HiddenSizes = []; Linear = true; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "auto" })
         model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name; TensorBoard = tensorBoard folder name }) |> ignore
         model)
 
@@ -63,7 +63,7 @@ let linearAe (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) 
 let deepAe (folder: string) (train: torch.Tensor) (latent: int) (epochs: int) =
     let name = $"ae-256-64-z{latent}-n{train.shape.[0]}-e{epochs}"
     autoencoder folder name (fun () ->
-        let model = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = latent; HiddenSizes = [ 256; 64 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "auto" })
+        let model = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = latent; HiddenSizes = [ 256; 64 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "auto" })
         model.Fit(train, { Training.defaults with Epochs = epochs; Progress = epochLog name; TensorBoard = tensorBoard folder name }) |> ignore
         model)
 

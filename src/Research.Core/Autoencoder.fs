@@ -21,6 +21,9 @@ type AutoencoderConfig =
       Activation: Mlp.Activation
       /// How the weights are initialised.
       Init: Mlp.Init
+      /// Some shape: a convolutional encoder and a transposed-convolutional decoder for images of that shape
+      /// (ConvNet; HiddenSizes are then the channel counts); None: MLPs.
+      Convolutional: ConvNet.ImageShape option
       /// Seeds the initial weights.
       Seed: int
       /// "auto", "cpu", "cuda" or "cuda:N" (see Device.parse).
@@ -29,11 +32,17 @@ type AutoencoderConfig =
 /// ReLU hidden layers, a sigmoid output, PyTorch's initialisation, seed 0, device "auto".
 let defaults inputSize latentSize =
     { InputSize = inputSize; LatentSize = latentSize; HiddenSizes = []; Linear = false; Activation = Mlp.ReLU
-      Init = Mlp.Uniform; Seed = 0; Device = "auto" }
+      Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "auto" }
 
 /// Checks the sizes and settings of a configuration.
 let validateConfig (c: AutoencoderConfig) =
-    Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
+    Validate.architecture c.InputSize c.LatentSize (if c.Convolutional.IsSome then [] else c.HiddenSizes)
+    match c.Convolutional with
+    | Some shape ->
+        if c.Linear then
+            raise (ArgumentException("Linear = true has no nonlinearity, which a convolutional network needs; leave Convolutional unset for the linear autoencoder.", "Linear"))
+        ConvNet.validate c.InputSize shape c.HiddenSizes
+    | None -> ()
     Mlp.validateInit c.Init
 
 /// The checkpoint kind of an autoencoder file.
@@ -44,8 +53,14 @@ let private networks (c: AutoencoderConfig) =
     validateConfig c
     let activation = if c.Linear then None else Some c.Activation
     let device = Device.parse c.Device
-    let encoder = Mlp.create (c.InputSize :: c.HiddenSizes @ [ c.LatentSize ]) activation
-    let decoder = Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ c.InputSize ]) activation
+    let encoder, decoder =
+        match c.Convolutional with
+        | Some shape ->
+            ConvNet.encoder shape c.HiddenSizes c.Activation c.LatentSize :> Networks.Module,
+            ConvNet.decoder shape c.HiddenSizes c.Activation c.LatentSize shape.Channels :> Networks.Module
+        | None ->
+            Mlp.create (c.InputSize :: c.HiddenSizes @ [ c.LatentSize ]) activation :> Networks.Module,
+            Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ c.InputSize ]) activation :> Networks.Module
     new Networks.EncoderDecoder("Autoencoder", device, encoder, decoder, Some c.Init, c.Seed)
 
 /// Rows per chunk when scoring without gradients.
@@ -127,7 +142,7 @@ let save (path: string) (model: Autoencoder) =
         [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
           "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Linear", (if c.Linear then "true" else "false")
           "Activation", ModelFile.ofActivation c.Activation; "InitStd", ModelFile.ofInit c.Init
-          "Seed", ModelFile.ofInt c.Seed ]
+          "Convolutional", ModelFile.ofImageShape c.Convolutional; "Seed", ModelFile.ofInt c.Seed ]
         model.Networks
 
 /// Reads an autoencoder written by `save` onto `device`; InvalidDataException for a damaged or foreign file.
@@ -140,7 +155,7 @@ let load (path: string) (device: string) : Autoencoder =
                   Linear = ModelFile.choice cp "Linear" [ "true", true; "false", false ]
                   // Files of the first milestone lack these two: they were ReLU with PyTorch's initialisation.
                   Activation = ModelFile.activationOr cp Mlp.ReLU; Init = ModelFile.initOr cp Mlp.Uniform
-                  Seed = ModelFile.int cp "Seed"; Device = device }))
+                  Convolutional = ModelFile.imageShape cp; Seed = ModelFile.int cp "Seed"; Device = device }))
         (fun m -> m.Networks)
 
 /// Writes the parameters of `model` to `path` as a PyTorch state_dict that `torch.load` reads, atomically;

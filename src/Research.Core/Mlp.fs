@@ -43,16 +43,24 @@ let create (sizes: int list) (activation: Activation option) : Modules.Sequentia
         |> List.concat
     torch.nn.Sequential(layers |> List.map (fun (n, m) -> struct (n, m)) |> List.toArray)
 
-/// Re-initialises every parameter of `modules` from `generator` (the construction-time init uses the
-/// process-global RNG, which is neither reproducible across threads nor seedable per model).
+/// Re-initialises every parameter of the affine and convolutional layers of `modules` from `generator` (the
+/// construction-time init uses the process-global RNG, which is neither reproducible across threads nor
+/// seedable per model). Uniform is PyTorch's default for these layers: weights and biases ~ U(±1/√fan_in),
+/// fan_in = weight.shape[1] × the kernel's size (for a transposed convolution, PyTorch's convention too).
 let initialise (generator: torch.Generator) (init: Init) (modules: torch.nn.Module seq) =
     use _ = torch.no_grad ()
     for m in modules do
         for struct (_, child) in m.named_modules () do
-            match child with
-            | :? Modules.Linear as l ->
-                let fanIn = float l.weight.shape.[1]
-                for p in [ l.weight; l.bias ] do
+            let layer =
+                match child with
+                | :? Modules.Linear as l -> Some(l.weight, l.bias)
+                | :? Modules.Conv2d as c -> Some(c.weight, c.bias)
+                | :? Modules.ConvTranspose2d as c -> Some(c.weight, c.bias)
+                | _ -> None
+            match layer with
+            | Some(weight, bias) ->
+                let fanIn = weight.shape |> Array.skip 1 |> Array.fold (*) 1L |> float
+                for p in [ weight; bias ] do
                     if not (isNull p) then
                         use fresh =
                             match init with
@@ -63,4 +71,4 @@ let initialise (generator: torch.Generator) (init: Init) (modules: torch.nn.Modu
                             | Normal std ->
                                 torch.randn(p.shape, dtype = p.dtype, device = p.device, generator = generator).mul_(std.ToScalar())
                         p.copy_(fresh) |> ignore
-            | _ -> ()
+            | None -> ()

@@ -72,6 +72,21 @@ let initOr (cp: Checkpoint.Checkpoint) (fallback: Mlp.Init) =
     | Some(_, "uniform") -> Mlp.Uniform
     | Some _ -> Mlp.Normal(float cp "InitStd")
 
+/// The text form of a convolutional image shape, "C,H,W", or "" for none (read back by `imageShape`).
+let ofImageShape (shape: ConvNet.ImageShape option) =
+    match shape with
+    | Some s -> ofInts [ s.Channels; s.Height; s.Width ]
+    | None -> ""
+
+/// Reads the "Convolutional" option ("C,H,W" or empty; absent in files that predate it).
+let imageShape (cp: Checkpoint.Checkpoint) : ConvNet.ImageShape option =
+    if cp.Options |> List.exists (fst >> (=) "Convolutional") then
+        match ints cp "Convolutional" with
+        | [] -> None
+        | [ c; h; w ] -> Some { Channels = c; Height = h; Width = w }
+        | _ -> raise (bad cp "Convolutional" (String.Join(",", ints cp "Convolutional")))
+    else None
+
 /// Writes a model's options and parameters to `path` atomically.
 let save (path: string) (kind: string) (options: (string * string) list) (net: Networks.EncoderDecoder) =
     if String.IsNullOrWhiteSpace path then raise (ArgumentException("The path is empty.", "path"))

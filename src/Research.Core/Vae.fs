@@ -50,6 +50,9 @@ type VaeConfig =
       Activation: Mlp.Activation
       /// How the weights are initialised (PyTorch's uniform by default; Normal 0.01 in the paper, see `paper`).
       Init: Mlp.Init
+      /// Some shape: a convolutional encoder and a transposed-convolutional decoder for images of that shape
+      /// (ConvNet; HiddenSizes are then the channel counts, input side first); None: MLPs.
+      Convolutional: ConvNet.ImageShape option
       /// Seeds the initial weights.
       Seed: int
       /// "auto", "cpu", "cuda" or "cuda:N" (see Device.parse).
@@ -58,7 +61,7 @@ type VaeConfig =
 /// The PyTorch-example defaults: 784-400-20 style ReLU MLPs, Bernoulli, analytic KL, L = 1, β = 1.
 let defaults inputSize latentSize =
     { InputSize = inputSize; LatentSize = latentSize; HiddenSizes = [ 400 ]; Likelihood = Bernoulli
-      KlEstimator = Analytic; Samples = 1; Beta = 1.0; Objective = Elbo; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "auto" }
+      KlEstimator = Analytic; Samples = 1; Beta = 1.0; Objective = Elbo; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "auto" }
 
 /// Kingma & Welling's MNIST model (section 5): 784-hidden-latent MLPs with tanh hidden units, a Bernoulli
 /// decoder, and every weight and bias drawn from the paper's "N(0, 0.01)". We read 0.01 as the standard
@@ -70,7 +73,8 @@ let paper latentSize hiddenSize =
 
 /// Checks the sizes and settings of a configuration.
 let validateConfig (c: VaeConfig) =
-    Validate.architecture c.InputSize c.LatentSize c.HiddenSizes
+    Validate.architecture c.InputSize c.LatentSize (if c.Convolutional.IsSome then [] else c.HiddenSizes)
+    c.Convolutional |> Option.iter (fun shape -> ConvNet.validate c.InputSize shape c.HiddenSizes)
     Validate.positive "Samples" c.Samples
     Validate.nonNegativeFinite "Beta" c.Beta
     if c.Objective = ImportanceWeighted && c.Beta <> 1.0 then
@@ -91,8 +95,15 @@ let private builtInNetworks (c: VaeConfig) =
     validateConfig c
     let act = Some c.Activation
     let device = Device.parse c.Device
-    let encoder = Mlp.create (c.InputSize :: c.HiddenSizes @ [ 2 * c.LatentSize ]) act
-    let decoder = Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ outputsOf c ]) act
+    let encoder, decoder =
+        match c.Convolutional with
+        | Some shape ->
+            let outputChannels = match c.Likelihood with Bernoulli -> shape.Channels | Gaussian -> 2 * shape.Channels
+            ConvNet.encoder shape c.HiddenSizes c.Activation (2 * c.LatentSize) :> Networks.Module,
+            ConvNet.decoder shape c.HiddenSizes c.Activation c.LatentSize outputChannels :> Networks.Module
+        | None ->
+            Mlp.create (c.InputSize :: c.HiddenSizes @ [ 2 * c.LatentSize ]) act :> Networks.Module,
+            Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ outputsOf c ]) act :> Networks.Module
     new Networks.EncoderDecoder("VariationalAutoencoder", device, encoder, decoder, Some c.Init, c.Seed)
 
 /// Runs `net` once on two rows of zeros (no gradients, evaluation mode) and checks the output's shape:
@@ -111,7 +122,7 @@ let private trial (device: torch.Device) (name: string) (net: Networks.Module) (
 let private ownNetworks (c: VaeConfig) (encoder: Networks.Module) (decoder: Networks.Module) =
     if isNull encoder then nullArg "encoder"
     if isNull decoder then nullArg "decoder"
-    validateConfig { c with HiddenSizes = []; Init = Mlp.Uniform }
+    validateConfig { c with HiddenSizes = []; Init = Mlp.Uniform; Convolutional = None }
     let device = Device.parse c.Device
     let net = new Networks.EncoderDecoder("VariationalAutoencoder", device, encoder, decoder, None, c.Seed)
     trial device "encoder" encoder c.InputSize (2 * c.LatentSize) "the means, then the log-variances of q(z|x)"
@@ -122,7 +133,7 @@ let private ownNetworks (c: VaeConfig) (encoder: Networks.Module) (decoder: Netw
 /// A VAE: an encoder x ↦ [μ, log σ²] of q(z|x) and a decoder z ↦ the parameters of p(x|z). The networks are
 /// the library's MLPs (trained with the closed-form gradient of VaeBackprop under estimator B) or research
 /// code's own TorchSharp modules (trained through autograd); every member works the same with either.
-type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDecoder, builtIn: bool) =
+type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDecoder, own: bool) =
     let d = config.LatentSize
     let device = net.Device
     let encoder, decoder = net.Encoder, net.Decoder
@@ -133,8 +144,17 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
         let parts = h.chunk(2L, -1L)
         parts.[0], parts.[1]
 
+    /// The decoder on z [S,B,D] (or [B,D]): decoders take rows [n, D], so the S·B rows go through as one batch
+    /// and come back as [S,B,·] (a view for the MLPs, whose layers treat leading dimensions so anyway).
+    let decodeSamples (z: Tensor) =
+        if z.dim () = 2L then decoder.forward z
+        else
+            use rows = z.reshape(-1L, z.shape.[z.shape.Length - 1])
+            use out = decoder.forward rows
+            out.reshape([| yield! z.shape.[.. z.shape.Length - 2]; out.shape.[1] |])
+
     let logLikelihood (z: Tensor) (x: Tensor) =
-        let out = decoder.forward z
+        let out = decodeSamples z
         match config.Likelihood with
         | Bernoulli -> Likelihood.bernoulliLogits out x
         | Gaussian ->
@@ -166,11 +186,12 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
             (t.Kl * config.Beta - t.Reconstruction).mean()
         | ImportanceWeighted -> -(Estimators.iwae generator config.Samples model x).mean()
 
-    /// The loss and its gradients for one step: estimator B has a closed-form gradient (VaeBackprop);
-    /// estimator A goes through autograd.
+    /// The loss and its gradients for one step: the library's MLPs on the ELBO with estimator B have a
+    /// closed-form gradient (VaeBackprop); everything else (estimator A, the IWAE bound, convolutional or
+    /// research code's own networks) goes through autograd.
     let lossAndGradients =
         match config.KlEstimator with
-        | Analytic when builtIn && config.Objective = Elbo ->
+        | Analytic when not own && config.Convolutional.IsNone && config.Objective = Elbo ->
             let observation = match config.Likelihood with Bernoulli -> VaeBackprop.BernoulliLogits | Gaussian -> VaeBackprop.GaussianMeanLogVar
             VaeBackprop.lossAndGradients encoder decoder config.Activation observation config.Samples config.Beta
         | _ -> Training.byAutograd loss
@@ -196,7 +217,7 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
         [ "kl", mean (fun t -> t.Kl); "reconstruction", mean (fun t -> -t.Reconstruction) ]
 
     /// A VAE with the library's MLP encoder and decoder, built and initialised from `config`.
-    new(config: VaeConfig) = new VariationalAutoencoder(config, builtInNetworks config, true)
+    new(config: VaeConfig) = new VariationalAutoencoder(config, builtInNetworks config, false)
 
     /// A VAE on research code's own modules: `encoder` maps [n, InputSize] to [n, 2·LatentSize] (the means,
     /// then the log-variances), `decoder` maps [n, LatentSize] to [n, InputSize] Bernoulli logits or [n,
@@ -204,12 +225,12 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
     /// modules keep their weights (Seed seeds the training and sampling noise only). A one-row trial checks
     /// the output shapes (ArgumentException naming both). The model owns the modules: Dispose disposes them.
     new(config: VaeConfig, encoder: Networks.Module, decoder: Networks.Module) =
-        new VariationalAutoencoder(config, ownNetworks config encoder decoder, false)
+        new VariationalAutoencoder(config, ownNetworks config encoder decoder, true)
 
     /// The architecture and objective this model was built with.
     member _.Config = config
     /// True when the networks are research code's own modules, not the library's MLPs.
-    member _.HasOwnNetworks = not builtIn
+    member _.HasOwnNetworks = own
     /// The networks (encoder x ↦ [μ, log σ²]; decoder z ↦ logits or [mean, log-variance]), device and lifetime.
     member _.Networks = net
     /// The model as tensor functions q(z|x), log p(x|z), for the estimators.
@@ -332,7 +353,7 @@ let private options (model: VariationalAutoencoder) =
       "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Likelihood", name likelihoods c.Likelihood
       "KlEstimator", name estimators c.KlEstimator; "Samples", ModelFile.ofInt c.Samples
       "Beta", ModelFile.ofFloat c.Beta; "Activation", ModelFile.ofActivation c.Activation
-      "InitStd", ModelFile.ofInit c.Init; "Seed", ModelFile.ofInt c.Seed
+      "InitStd", ModelFile.ofInit c.Init; "Convolutional", ModelFile.ofImageShape c.Convolutional; "Seed", ModelFile.ofInt c.Seed
       "Networks", (if model.HasOwnNetworks then "own" else "mlp")
       "Objective", (match c.Objective with Elbo -> "elbo" | ImportanceWeighted -> "iwae") ]
 
@@ -349,7 +370,8 @@ let private configOf (cp: Checkpoint.Checkpoint) (device: string) =
         (if cp.Options |> List.exists (fst >> (=) "Objective") then ModelFile.choice cp "Objective" [ "elbo", Elbo; "iwae", ImportanceWeighted ]
          else Elbo)
       Activation = ModelFile.activationOr cp Mlp.ReLU
-      Init = ModelFile.initOr cp Mlp.Uniform; Seed = ModelFile.int cp "Seed"; Device = device }
+      Init = ModelFile.initOr cp Mlp.Uniform; Convolutional = ModelFile.imageShape cp; Seed = ModelFile.int cp "Seed"
+      Device = device }
 
 let private hasOwnNetworks (cp: Checkpoint.Checkpoint) = List.contains ("Networks", "own") cp.Options
 

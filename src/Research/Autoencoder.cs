@@ -30,7 +30,7 @@ public sealed class Autoencoder : IDisposable
 
     private static Core.Autoencoder.AutoencoderConfig ToConfig(AutoencoderOptions o) =>
         new(o.InputSize, o.LatentSize, Convert.ToList(o.HiddenSizes, "HiddenSizes"), o.Linear, Convert.ToCore(o.Activation),
-            Convert.ToInit(o.InitStd), o.Seed, o.Device ?? "auto");
+            Convert.ToInit(o.InitStd), Convert.ToCore(o.Convolutional), o.Seed, o.Device ?? "auto");
 
     /// <summary>The architecture this model was built with.</summary>
     public AutoencoderOptions Options { get; }
@@ -124,7 +124,8 @@ public sealed class Autoencoder : IDisposable
         var options = new AutoencoderOptions
         {
             InputSize = c.InputSize, LatentSize = c.LatentSize, HiddenSizes = c.HiddenSizes.ToArray(),
-            Linear = c.Linear, Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init), Seed = c.Seed, Device = device,
+            Linear = c.Linear, Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init),
+            Convolutional = Convert.FromCore(c.Convolutional), Seed = c.Seed, Device = device,
         };
         return new Autoencoder(options, model);
     }

@@ -47,6 +47,13 @@ internal static class Convert
 
     public static double? FromInit(Core.Mlp.Init init) => init is Core.Mlp.Init.Normal n ? n.std : null;
 
+    public static FSharpOption<Core.ConvNet.ImageShape> ToCore(ImageShape? shape) =>
+        shape is null ? FSharpOption<Core.ConvNet.ImageShape>.None
+                      : FSharpOption<Core.ConvNet.ImageShape>.Some(new(shape.Channels, shape.Height, shape.Width));
+
+    public static ImageShape? FromCore(FSharpOption<Core.ConvNet.ImageShape> shape) =>
+        FSharpOption<Core.ConvNet.ImageShape>.get_IsSome(shape) ? new(shape.Value.Channels, shape.Value.Height, shape.Value.Width) : null;
+
     public static EpochReport ToReport(Core.Training.EpochReport r) =>
         new(r.Epoch, r.TrainLoss, FSharpOption<double>.get_IsSome(r.ValidationLoss) ? r.ValidationLoss.Value : null,
             r.ExamplesSeen, r.Elapsed);

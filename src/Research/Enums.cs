@@ -45,3 +45,9 @@ public enum Objective
     /// (the IWAE); <see cref="VaeOptions.Beta"/> must be 1.</summary>
     ImportanceWeighted,
 }
+
+/// <summary>The shape of the images a convolutional model reads: each data row holds one image in C-H-W order.</summary>
+/// <param name="Channels">C, e.g. 1 for MNIST.</param>
+/// <param name="Height">H, divisible by 2 for every convolution.</param>
+/// <param name="Width">W, divisible by 2 for every convolution.</param>
+public sealed record ImageShape(int Channels, int Height, int Width);

@@ -28,7 +28,8 @@ public sealed class VariationalAutoencoder : IDisposable
     /// <summary>A VAE on research code's own TorchSharp modules. <paramref name="encoder"/> maps [n, InputSize] to
     /// [n, 2·LatentSize] (the means, then the log-variances of q(z|x)); <paramref name="decoder"/> maps [n, LatentSize]
     /// to [n, InputSize] Bernoulli logits, or [n, 2·InputSize] Gaussian means then log-variances.
-    /// <see cref="VaeOptions.HiddenSizes"/>, <see cref="VaeOptions.Activation"/> and <see cref="VaeOptions.InitStd"/> are not used, and the modules keep the weights they were built with
+    /// <see cref="VaeOptions.HiddenSizes"/>, <see cref="VaeOptions.Activation"/>, <see cref="VaeOptions.InitStd"/> and
+    /// <see cref="VaeOptions.Convolutional"/> are not used, and the modules keep the weights they were built with
     /// (<see cref="VaeOptions.Seed"/> seeds the training and sampling noise only). The model owns the modules: Dispose
     /// disposes them. Every other member works as for the built-in networks; training goes through autograd. A module
     /// whose output shape is wrong is an <see cref="ArgumentException"/> naming both shapes (a two-row trial, here).</summary>
@@ -39,7 +40,7 @@ public sealed class VariationalAutoencoder : IDisposable
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(decoder);
         Options = options with { HiddenSizes = [.. options.HiddenSizes ?? []] };
-        _model = new Core.Vae.VariationalAutoencoder(ToConfig(Options with { HiddenSizes = [] }), encoder, decoder);
+        _model = new Core.Vae.VariationalAutoencoder(ToConfig(Options with { HiddenSizes = [], Convolutional = null }), encoder, decoder);
     }
 
     private VariationalAutoencoder(VaeOptions options, Core.Vae.VariationalAutoencoder model) => (Options, _model) = (options, model);
@@ -50,7 +51,7 @@ public sealed class VariationalAutoencoder : IDisposable
         o.KlEstimator == KlEstimator.Analytic ? Core.Vae.KlEstimator.Analytic : Core.Vae.KlEstimator.MonteCarlo,
         o.Samples, o.Beta,
         o.Objective == Objective.Elbo ? Core.Vae.Objective.Elbo : Core.Vae.Objective.ImportanceWeighted,
-        Convert.ToCore(o.Activation), Convert.ToInit(o.InitStd), o.Seed, o.Device ?? "auto");
+        Convert.ToCore(o.Activation), Convert.ToInit(o.InitStd), Convert.ToCore(o.Convolutional), o.Seed, o.Device ?? "auto");
 
     private static VaeOptions FromConfig(Core.Vae.VaeConfig c, string device) => new()
     {
@@ -58,7 +59,7 @@ public sealed class VariationalAutoencoder : IDisposable
         Likelihood = c.Likelihood.IsBernoulli ? Likelihood.Bernoulli : Likelihood.Gaussian,
         KlEstimator = c.KlEstimator.IsAnalytic ? KlEstimator.Analytic : KlEstimator.MonteCarlo,
         Samples = c.Samples, Beta = c.Beta, Objective = c.Objective.IsElbo ? Objective.Elbo : Objective.ImportanceWeighted,
-        Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init),
+        Activation = Convert.FromCore(c.Activation), InitStd = Convert.FromInit(c.Init), Convolutional = Convert.FromCore(c.Convolutional),
         Seed = c.Seed, Device = device,
     };
 

@@ -17,7 +17,7 @@ let lowRankPlusNoise (seed: int) n p rank (noise: float32) =
 let private train (data: torch.Tensor) k seed =
     let ae =
         new Autoencoder.Autoencoder(
-            { InputSize = int data.shape.[1]; LatentSize = k; HiddenSizes = []; Linear = true; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = seed; Device = "cpu" })
+            { InputSize = int data.shape.[1]; LatentSize = k; HiddenSizes = []; Linear = true; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = seed; Device = "cpu" })
     // Full-batch Adam: no minibatch noise floor, so the optimum is reached, not just approached.
     ae.Fit(data, { Training.defaults with Epochs = 1500; BatchSize = 400; LearningRate = 1e-2; Seed = seed }) |> ignore
     ae

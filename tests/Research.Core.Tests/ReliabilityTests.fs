@@ -162,7 +162,7 @@ let progressThrows =
         test "an exception from Progress while a validation set is scored also leaves no tensor behind" {
             use data = binaryData 24 100 16
             use valid = binaryData 25 30 16
-            use ae = new Autoencoder.Autoencoder({ InputSize = 16; LatentSize = 3; HiddenSizes = [ 8 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 1; Device = "cpu" })
+            use ae = new Autoencoder.Autoencoder({ InputSize = 16; LatentSize = 3; HiddenSizes = [ 8 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 1; Device = "cpu" })
             let live0 = liveTensors ()
             catch<OperationCanceledException> (fun () ->
                 ae.Fit(data, { Training.defaults with Epochs = 3; Validation = Some valid; Progress = fun _ -> raise (OperationCanceledException()) }) |> ignore)
@@ -182,7 +182,7 @@ let edges =
                 Expect.equal (h |> List.map (fun r -> r.ExamplesSeen)) [ 1L; 2L; 3L ] "one example per epoch"
                 Expect.isTrue (h |> List.forall (fun r -> Double.IsFinite r.TrainLoss && Double.IsFinite r.ValidationLoss.Value)) "finite losses"
                 Expect.isTrue (Double.IsFinite(vae.Elbo(x, 1, 0)) && Double.IsFinite(vae.LogLikelihood(x, 5, 0))) "finite scores"
-                use ae = new Autoencoder.Autoencoder({ InputSize = 16; LatentSize = 2; HiddenSizes = []; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 1; Device = "cpu" })
+                use ae = new Autoencoder.Autoencoder({ InputSize = 16; LatentSize = 2; HiddenSizes = []; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 1; Device = "cpu" })
                 ae.Fit(x, { Training.defaults with Epochs = 2; BatchSize = batch }) |> ignore
                 Expect.isTrue (Double.IsFinite(ae.ReconstructionError x)) "AE scores"
         }
@@ -240,7 +240,7 @@ let edges =
         test "latent size larger than the input is refused (VAE and AE), equal is accepted" {
             Expect.throwsT<ArgumentOutOfRangeException> (fun () -> new Vae.VariationalAutoencoder(Vae.defaults 4 5) |> ignore) "VAE"
             Expect.throwsT<ArgumentOutOfRangeException>
-                (fun () -> new Autoencoder.Autoencoder({ InputSize = 4; LatentSize = 5; HiddenSizes = []; Linear = true; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "cpu" }) |> ignore) "AE"
+                (fun () -> new Autoencoder.Autoencoder({ InputSize = 4; LatentSize = 5; HiddenSizes = []; Linear = true; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "cpu" }) |> ignore) "AE"
             use ok = new Vae.VariationalAutoencoder({ Vae.defaults 4 4 with HiddenSizes = []; Device = "cpu" })
             use x = binaryData 28 10 4
             ok.Fit(x, { Training.defaults with Epochs = 1 }) |> ignore
@@ -258,7 +258,7 @@ let concurrency =
                 let h = vae.Fit(dataA, { Training.defaults with Epochs = 3; BatchSize = 64; Seed = 5 })
                 historyBits h, weightBits vae.Networks
             let jobB () =
-                use ae = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = 16; HiddenSizes = [ 128 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 2; Device = "cpu" })
+                use ae = new Autoencoder.Autoencoder({ InputSize = 784; LatentSize = 16; HiddenSizes = [ 128 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 2; Device = "cpu" })
                 let h = ae.Fit(dataB, { Training.defaults with Epochs = 3; BatchSize = 32; Optimizer = Training.Adagrad; LearningRate = 1e-2; Seed = 6 })
                 historyBits h, weightBits ae.Networks
             let clock = Stopwatch.StartNew()
@@ -276,7 +276,7 @@ let concurrency =
             use data = binaryData 33 300 64
             use vae = new Vae.VariationalAutoencoder({ Vae.defaults 64 4 with HiddenSizes = [ 32 ]; Seed = 3; Device = "cpu" })
             vae.Fit(data, { Training.defaults with Epochs = 2; BatchSize = 50 }) |> ignore
-            use ae = new Autoencoder.Autoencoder({ InputSize = 64; LatentSize = 4; HiddenSizes = [ 32 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 3; Device = "cpu" })
+            use ae = new Autoencoder.Autoencoder({ InputSize = 64; LatentSize = 4; HiddenSizes = [ 32 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 3; Device = "cpu" })
             ae.Fit(data, { Training.defaults with Epochs = 2; BatchSize = 50 }) |> ignore
             let run () =
                 [ for round in 1 .. 3 do
@@ -318,7 +318,7 @@ let leaks =
             try
                 let vaePath, aePath = IO.Path.Combine(dir.FullName, "vae"), IO.Path.Combine(dir.FullName, "ae")
                 let vaeConfig = { Vae.defaults 16 2 with HiddenSizes = [ 8 ]; Device = "cpu" }
-                let aeConfig : Autoencoder.AutoencoderConfig = { InputSize = 16; LatentSize = 2; HiddenSizes = [ 8 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "cpu" }
+                let aeConfig : Autoencoder.AutoencoderConfig = { InputSize = 16; LatentSize = 2; HiddenSizes = [ 8 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "cpu" }
                 use vae = new Vae.VariationalAutoencoder(vaeConfig)
                 use gaussian = new Vae.VariationalAutoencoder({ vaeConfig with Likelihood = Vae.Gaussian })
                 use ae = new Autoencoder.Autoencoder(aeConfig)

@@ -106,7 +106,7 @@ let tests =
                     Expect.isGreaterThan (at "kl/train" r.Epoch).Head 0.0 "the KL term is positive"
                     Expect.hasLength (at "reconstruction/train" r.Epoch) 1 "the training reconstruction term"
                 Expect.hasLength scalars (6 * history.Length) "six scalars an epoch and nothing else"
-                use ae = new Autoencoder.Autoencoder({ InputSize = 16; LatentSize = 2; HiddenSizes = []; Linear = true; Activation = Mlp.ReLU; Init = Mlp.Uniform; Seed = 0; Device = "cpu" })
+                use ae = new Autoencoder.Autoencoder({ InputSize = 16; LatentSize = 2; HiddenSizes = []; Linear = true; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "cpu" })
                 ae.Fit(x, { Training.defaults with Epochs = 2; BatchSize = 50; TensorBoard = Some folder }) |> ignore
                 let files = eventFiles folder
                 Expect.hasLength files 2 "a second Fit adds its own file"
