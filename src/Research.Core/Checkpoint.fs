@@ -329,26 +329,12 @@ let read (stream: Stream) (expectedKind: string) (device: torch.Device) : Checkp
 /// wrap the stream, for example to inject a fault. A FileStream is flushed to disk before the rename.
 let saveWith (openTemp: string -> Stream) (path: string) (checkpoint: Checkpoint) : unit =
     if isNull path then nullArg "path"
-    let full = Path.GetFullPath path
-    let temp = Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
-    try
-        do
-            use s = openTemp temp
-            write s checkpoint
-            match s with
-            | :? FileStream as f -> f.Flush true
-            | _ -> s.Flush()
-        File.Move(temp, full, true)
-    with _ ->
-        // Best effort: the original error matters more than a failure to clean up.
-        (try File.Delete temp with _ -> ())
-        reraise ()
+    AtomicFile.writeWith openTemp path (fun s -> write s checkpoint)
 
-/// Saves a checkpoint atomically: it is written to a temporary file in the same folder, flushed to
-/// disk, then renamed over path. On any failure a previous file at path is left untouched and the
-/// temporary file is removed.
-let save (path: string) (checkpoint: Checkpoint) : unit =
-    saveWith (fun p -> new FileStream(p, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536) :> Stream) path checkpoint
+/// Saves a checkpoint atomically (AtomicFile.write): it is written to a temporary file in the same
+/// folder, flushed to disk, then renamed over path. On any failure a previous file at path is left
+/// untouched and the temporary file is removed.
+let save (path: string) (checkpoint: Checkpoint) : unit = saveWith AtomicFile.openTemp path checkpoint
 
 /// Loads a checkpoint file, as read does. Throws FileNotFoundException if the file is missing and
 /// InvalidDataException, naming the file, if its content is invalid or of another kind.
