@@ -18,6 +18,7 @@ let all = testList "Research.Core" [
     VaeBackpropTests.tests
     TrainingTests.tests
     CheckpointTests.tests
+    NpyTests.tests
     WakeSleepTests.tests
     ReliabilityTests.tests
     DeterminismTests.tests
