@@ -19,6 +19,7 @@ let all = testList "Research.Core" [
     TrainingTests.tests
     CheckpointTests.tests
     NpyTests.tests
+    CsvTests.tests
     WakeSleepTests.tests
     ReliabilityTests.tests
     DeterminismTests.tests
