@@ -20,6 +20,7 @@ let all = testList "Research.Core" [
     CheckpointTests.tests
     NpyTests.tests
     CsvTests.tests
+    PcaFileTests.tests
     WakeSleepTests.tests
     ReliabilityTests.tests
     DeterminismTests.tests
