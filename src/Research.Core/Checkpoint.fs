@@ -328,13 +328,13 @@ let read (stream: Stream) (expectedKind: string) (device: torch.Device) : Checkp
 /// Like save, but opens the temporary file through openTemp (given its path); lets callers and tests
 /// wrap the stream, for example to inject a fault. A FileStream is flushed to disk before the rename.
 let saveWith (openTemp: string -> Stream) (path: string) (checkpoint: Checkpoint) : unit =
+    if isNull path then nullArg "path"
     AtomicFile.writeWith openTemp path (fun s -> write s checkpoint)
 
-/// Saves a checkpoint atomically: it is written to a temporary file in the same folder, flushed to
-/// disk, then renamed over path. On any failure a previous file at path is left untouched and the
-/// temporary file is removed.
-let save (path: string) (checkpoint: Checkpoint) : unit =
-    AtomicFile.write path (fun s -> write s checkpoint)
+/// Saves a checkpoint atomically (AtomicFile.write): it is written to a temporary file in the same
+/// folder, flushed to disk, then renamed over path. On any failure a previous file at path is left
+/// untouched and the temporary file is removed.
+let save (path: string) (checkpoint: Checkpoint) : unit = saveWith AtomicFile.openTemp path checkpoint
 
 /// Loads a checkpoint file, as read does. Throws FileNotFoundException if the file is missing and
 /// InvalidDataException, naming the file, if its content is invalid or of another kind.

@@ -28,6 +28,8 @@ let ofSpan (values: ReadOnlySpan<float32>) (rows: int) (device: torch.Device) : 
 let toArray2D (t: Tensor) : float32[,] =
     if t.dim () <> 2L then invalidArg "t" $"Expected a 2-D tensor, got shape %A{t.shape}."
     let rows, cols = int t.shape.[0], int t.shape.[1]
+    // TorchSharp's accessor throws on an empty tensor: there is nothing to copy anyway.
+    if rows * cols = 0 then Array2D.zeroCreate rows cols else
     use _ = torch.NewDisposeScope() // frees the intermediate tensors of the conversion chain
     use c = t.detach().to_type(torch.ScalarType.Float32).cpu().contiguous()
     let flat = c.data<float32>().ToArray()

@@ -61,6 +61,13 @@ let logLikelihood (model: PpcaModel) (x: Tensor) : Tensor =
     let logDetM = torch.diagonal(l, 0L, 0L, 1L).log().sum() * 2.0
     (quadratic + logDetM + (float (p - k) * Math.Log model.Sigma2 + float p * log2Pi)) * -0.5
 
+/// The exact mean log N(x; μ, W Wᵀ + σ² I) over the rows of x [n,P], in nats (float64). Checks x
+/// first: a matrix of P columns, at least one row, every value finite (ArgumentException otherwise).
+let meanLogLikelihood (model: PpcaModel) (x: Tensor) : float =
+    Validate.matrix "data" (int model.W.shape.[0]) x
+    use _ = torch.NewDisposeScope()
+    (logLikelihood model x).mean().item<float> ()
+
 /// The exact posterior p(z|x) = N(M⁻¹ Wᵀ (x − μ), σ² M⁻¹) for rows x [B,P], as (mean, log-variance),
 /// each [B,k]. The log-variance is that of the diagonal of σ² M⁻¹, which is the whole covariance
 /// because Wᵀ W (hence M) is diagonal for the fitted W = U_k (Λ_k − σ² I)^½.

@@ -27,6 +27,74 @@ public static class Pca
     {
         using (x) return new PcaModel(Core.Pca.fit(x, components));
     }
+
+    /// <summary>Reads a model that <see cref="PcaModel.Save"/> wrote; the result equals the saved model bit for bit
+    /// (<see cref="PcaModel.Mean"/>, <see cref="PcaModel.Components"/>, the explained variances and every
+    /// <see cref="PcaModel.Transform(float[,])"/>). Throws <see cref="ArgumentException"/> for a null or empty path,
+    /// <see cref="FileNotFoundException"/> for a missing file and <see cref="InvalidDataException"/> for a file that
+    /// is not a PCA model (another model's file, naming its kind), is truncated or is damaged.</summary>
+    /// <example><code>
+    /// pca.Save("mnist.pca");
+    /// PcaModel again = Pca.Load("mnist.pca");
+    /// </code></example>
+    public static PcaModel Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        return new PcaModel(Core.PcaFile.load(path));
+    }
+
+    /// <summary>Fits probabilistic PCA (Tipping &amp; Bishop) with <paramref name="components"/> latent dimensions by
+    /// maximum likelihood, in closed form: the noise variance is the mean of the discarded eigenvalues of the
+    /// (1/n) covariance. Requires 1 ≤ <paramref name="components"/> &lt; min(n − 1, features), so that some variance is
+    /// left for the noise (<see cref="ArgumentOutOfRangeException"/> otherwise).</summary>
+    /// <example><code>
+    /// var ppca = Pca.FitProbabilistic(images, components: 20);
+    /// double logLikelihood = ppca.LogLikelihood(testImages);   // exact, nats per image
+    /// </code></example>
+    public static ProbabilisticPcaModel FitProbabilistic(float[,] data, int components)
+    {
+        using var x = Convert.ToTensor(data, nameof(data));
+        return new ProbabilisticPcaModel(Core.ProbabilisticPca.fit(x, components));
+    }
+}
+
+/// <summary>A fitted probabilistic PCA, x = W z + μ + ε with z ~ N(0, I) and ε ~ N(0, σ² I): the linear-Gaussian model
+/// whose exact likelihood linear VAEs are checked against.</summary>
+public sealed class ProbabilisticPcaModel
+{
+    private readonly Core.ProbabilisticPca.PpcaModel _model;
+
+    internal ProbabilisticPcaModel(Core.ProbabilisticPca.PpcaModel model)
+    {
+        _model = model;
+        Mean = Core.Interop.toArray(model.Mean);
+        Loadings = Core.Interop.toArray2D(model.W);
+    }
+
+    /// <summary>The F# core model (float64 TorchSharp tensors), for F# and advanced C# users.</summary>
+    public Core.ProbabilisticPca.PpcaModel CoreModel => _model;
+
+    /// <summary>The number of latent dimensions k.</summary>
+    public int ComponentCount => Loadings.GetLength(1);
+
+    /// <summary>σ², the mean of the discarded eigenvalues of the maximum-likelihood (1/n) covariance.</summary>
+    public double NoiseVariance => _model.Sigma2;
+
+    /// <summary>The mean μ of the training rows (length = features), rounded to float.</summary>
+    public float[] Mean { get; }
+
+    /// <summary>The loadings W, features × <see cref="ComponentCount"/>, rounded to float: the leading eigenvectors
+    /// scaled by the square roots of their eigenvalues less σ².</summary>
+    public float[,] Loadings { get; }
+
+    /// <summary>The exact mean log p(x) per row of <paramref name="data"/> under N(μ, W Wᵀ + σ² I), in nats, computed
+    /// in float64. Throws <see cref="ArgumentException"/> for a width other than the model's, an empty set, NaN or
+    /// infinity.</summary>
+    public double LogLikelihood(float[,] data)
+    {
+        using var x = Convert.ToTensor(data, nameof(data));
+        return Core.ProbabilisticPca.meanLogLikelihood(_model, x);
+    }
 }
 
 /// <summary>A fitted PCA: mean, orthonormal components sorted by explained variance, and the projections.</summary>
@@ -43,6 +111,15 @@ public sealed class PcaModel
 
     /// <summary>The F# core fit (TorchSharp tensors), for F# and advanced C# users.</summary>
     public Core.Pca.PcaFit CoreFit => _fit;
+
+    /// <summary>Saves the model to <paramref name="path"/> atomically, like the other models (a temporary file in the
+    /// same folder, flushed to disk, then renamed over the path); <see cref="Pca.Load"/> reads it back. Throws
+    /// <see cref="ArgumentException"/> for a null or empty path, before anything is written.</summary>
+    public void Save(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        Core.PcaFile.save(path, _fit);
+    }
 
     /// <summary>The number of components kept.</summary>
     public int ComponentCount => Components.GetLength(0);

@@ -22,6 +22,9 @@ let all = testList "Research.Core" [
     TensorBoardLogTests.tests
     CheckpointTests.tests
     StateDictFileTests.tests
+    NpyTests.tests
+    CsvTests.tests
+    PcaFileTests.tests
     WakeSleepTests.tests
     ReliabilityTests.tests
     DeterminismTests.tests
