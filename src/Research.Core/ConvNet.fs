@@ -9,7 +9,13 @@ open TorchSharp
 type Tensor = torch.Tensor
 
 /// An image's channels, height and width.
-type ImageShape = { Channels: int; Height: int; Width: int }
+type ImageShape =
+    { /// C, the channels (1 for MNIST).
+      Channels: int
+      /// H, the height in pixels.
+      Height: int
+      /// W, the width in pixels.
+      Width: int }
 
 /// Checks that `shape` fits rows of `inputSize` values and `channels.Length` halvings, before any work:
 /// C·H·W = inputSize, at least one convolution, every channel count positive, H and W divisible by 2^layers.

@@ -81,3 +81,12 @@ let loadArrays (directory: string) (split: Split) : float32[,] * int[] =
     for i in 0 .. flat.Length - 1 do
         flat.[i] <- scale.[int pixels.[i]]
     result, labels
+
+/// A fixed binarisation x ~ Bernoulli(pixel) of `images` (values in [0, 1]), drawn from a generator seeded
+/// with `seed`: the same seed gives the same bits. The protocol of the binarised-MNIST literature binarises
+/// the test set once and keeps it; training sets are resampled every minibatch instead (DynamicBinarization).
+let binarize (images: Tensor) (seed: int) : Tensor =
+    if isNull images then nullArg "images"
+    Validate.unitMatrix "images" (if images.dim () = 2L then int images.shape.[1] else 0) images
+    use generator = new torch.Generator(uint64 seed, images.device)
+    torch.bernoulli(images, generator)

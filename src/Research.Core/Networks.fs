@@ -83,6 +83,10 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Module, de
                     terms: Tensor -> (string * float) list) : Training.EpochReport list =
         Training.validate training
         training.TensorBoard |> Option.iter TensorBoardLog.validateFolder
+        if training.DynamicBinarization then
+            try Validate.unitMatrix "data" (int data.shape.[1]) data
+            with :? ArgumentException as e ->
+                raise (ArgumentException(e.Message + " DynamicBinarization draws each pixel as Bernoulli(value), so the data must lie in [0, 1].", "data", e))
         if Interlocked.CompareExchange(busy, 1, 0) <> 0 then
             raise (InvalidOperationException($"Fit is already running on this {modelName}; train one model per thread."))
         try

@@ -48,6 +48,12 @@ type TrainingConfig =
       Progress: EpochReport -> unit
       /// Checked between minibatches; training stops cleanly and returns the finished epochs.
       Cancellation: CancellationToken
+      /// Resample every minibatch as x ~ Bernoulli(pixel) with the training generator (Burda et al.'s
+      /// protocol; data must be in [0, 1]). The validation set is used as given.
+      DynamicBinarization: bool
+      /// With Validation: stop after this many epochs without a strictly lower validation loss, and end with
+      /// the weights of the best epoch (also when the epochs run out first).
+      EarlyStoppingPatience: int option
       /// A folder for TensorBoard event files: each epoch's losses (and a model's own terms, such as a VAE's
       /// KL and reconstruction) as scalars, one new event file per Fit (TensorBoardLog).
       TensorBoard: string option }
@@ -55,7 +61,8 @@ type TrainingConfig =
 /// The defaults of the C# facade: 10 epochs of Adam 1e-3 on minibatches of 128.
 let defaults =
     { Epochs = 10; BatchSize = 128; LearningRate = 1e-3; Optimizer = Adam; Seed = 0; WeightDecay = 0.0
-      Validation = None; Progress = ignore; Cancellation = CancellationToken.None; TensorBoard = None }
+      Validation = None; Progress = ignore; Cancellation = CancellationToken.None
+      DynamicBinarization = false; EarlyStoppingPatience = None; TensorBoard = None }
 
 /// Raised when the loss becomes NaN or infinite; the model holds the last weights whose loss was finite.
 /// The fields: message (what happened and what to try, also the exception's Message), epoch and batch
@@ -86,6 +93,12 @@ let validate (config: TrainingConfig) =
     Validate.positive "BatchSize" config.BatchSize
     Validate.positiveFinite "LearningRate" config.LearningRate
     Validate.nonNegativeFinite "WeightDecay" config.WeightDecay
+    match config.EarlyStoppingPatience with
+    | Some patience ->
+        Validate.positive "EarlyStoppingPatience" patience
+        if config.Validation.IsNone then
+            raise (ArgumentException("EarlyStoppingPatience needs Validation: early stopping watches the validation loss.", "EarlyStoppingPatience"))
+    | None -> ()
 
 let private makeOptimizer (config: TrainingConfig) (flat: FlatParameters.FlatParameters) : Optimisers.IStepRule =
     match config.Optimizer with
@@ -109,9 +122,13 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
     let restoreLastGood () = if stepped then flat.Flip()
     let clock = Stopwatch.StartNew()
     let history = ResizeArray<EpochReport>()
+    // Early stopping: the best validation loss so far, its epoch, and a copy of its weights.
+    let mutable best = (Double.PositiveInfinity, 0)
+    use bestWeights = if config.EarlyStoppingPatience.IsSome then flat.Values.clone () else null
+    let mutable stop = false
     let mutable seen = 0L
     let mutable epoch = 1
-    while epoch <= config.Epochs && not config.Cancellation.IsCancellationRequested do
+    while epoch <= config.Epochs && not stop && not config.Cancellation.IsCancellationRequested do
         // Summed on the host in float64 from the value read for the divergence check (no tensor ops).
         let mutable lossSum = 0.0
         let order = torch.randperm(n, generator = generator, device = data.device)
@@ -121,7 +138,8 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
         while start < n && not config.Cancellation.IsCancellationRequested do
             use scope = torch.NewDisposeScope()
             let size = min batch (n - start)
-            let x = data.index_select(0L, order.narrow(0L, start, size))
+            let rows = data.index_select(0L, order.narrow(0L, start, size))
+            let x = if config.DynamicBinarization then torch.bernoulli(rows, generator) else rows
             optimizer.ZeroGrad()
             let loss = model.LossAndGradients generator x
             let value = loss.item<float32> ()
@@ -143,7 +161,18 @@ let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochRepor
                   ExamplesSeen = seen; Elapsed = clock.Elapsed }
             history.Add report
             config.Progress report
+            match config.EarlyStoppingPatience, validation with
+            | Some patience, Some v ->
+                if v < fst best then
+                    best <- (v, epoch)
+                    use _ = torch.no_grad ()
+                    bestWeights.copy_(flat.Values) |> ignore
+                elif epoch - snd best >= patience then stop <- true
+            | _ -> ()
         epoch <- epoch + 1
+    if not (isNull bestWeights) && snd best > 0 then
+        use _ = torch.no_grad ()
+        flat.Values.copy_(bestWeights) |> ignore
     List.ofSeq history
 
 /// Evaluates `perExample` (a function of a chunk of rows returning one loss per row) over `data` in

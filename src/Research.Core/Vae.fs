@@ -289,6 +289,41 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
         use _m = mu
         decodeMean mu
 
+    /// Mean KL(q(z_j|x) ‖ N(0, 1)) over the rows of `x`, for each latent dimension j [LatentSize] (float64, nats):
+    /// ½(μ_j² + σ_j² − 1 − log σ_j²). Dimensions near 0 are unused ("posterior collapse"); their sum is the KL term.
+    member this.KlPerDimension(x: Tensor) : float[] =
+        this.CheckData("data", x)
+        use _ = torch.no_grad ()
+        use xd = net.ToDevice x
+        use scope = torch.NewDisposeScope()
+        let sums = torch.zeros(int64 d, dtype = torch.float64, device = device)
+        let mutable start = 0L
+        while start < xd.shape.[0] do
+            let rows = min evalRows (xd.shape.[0] - start)
+            let mu, logVar = encode (xd.narrow(0L, start, rows))
+            let mu, logVar = mu.to_type(torch.float64), logVar.to_type(torch.float64)
+            sums.add_(((mu.square() + logVar.exp() - 1.0 - logVar) * 0.5).sum(0L)) |> ignore
+            start <- start + rows
+        (sums / float xd.shape.[0]).cpu().data<float>().ToArray()
+
+    /// Burda et al.'s active units: the number of latent dimensions j whose posterior mean moves with the data,
+    /// Var_x(E_q[z_j|x]) > `threshold` (sample variance over the rows of `x`, n − 1; Burda et al. use 10⁻²).
+    member this.ActiveUnits(x: Tensor, threshold: float) : int =
+        this.CheckData("data", x)
+        if x.shape.[0] < 2L then raise (ArgumentException($"Active units need a variance over rows: data has {x.shape.[0]} row(s), at least 2 are needed.", "data"))
+        Validate.nonNegativeFinite "threshold" threshold
+        use _ = torch.no_grad ()
+        use xd = net.ToDevice x
+        use scope = torch.NewDisposeScope()
+        let means = ResizeArray<Tensor>()
+        let mutable start = 0L
+        while start < xd.shape.[0] do
+            let rows = min evalRows (xd.shape.[0] - start)
+            let mu, _ = encode (xd.narrow(0L, start, rows))
+            means.Add(mu.to_type(torch.float64))
+            start <- start + rows
+        int (torch.cat(means.ToArray(), 0L).var(0L).gt(threshold.ToScalar()).sum().item<int64> ())
+
     /// Mean squared error per element of Reconstruct(x) against x, as the autoencoder's and PCA's.
     member this.ReconstructionError(x: Tensor) : float =
         this.CheckData("data", x)

@@ -71,6 +71,8 @@ internal static class Convert
             validation is null ? FSharpOption<torch.Tensor>.None : FSharpOption<torch.Tensor>.Some(validation),
             FuncConvert.FromAction<Core.Training.EpochReport>(r => progress?.Report(ToReport(r))),
             options.Cancellation,
+            options.DynamicBinarization,
+            options.EarlyStoppingPatience is { } patience ? FSharpOption<int>.Some(patience) : FSharpOption<int>.None,
             options.TensorBoardLogDirectory is null ? FSharpOption<string>.None : FSharpOption<string>.Some(options.TensorBoardLogDirectory));
         var reports = fit(config);
         return new TrainingHistory(reports.Select(ToReport).ToArray());

@@ -23,4 +23,15 @@ public static class Mnist
         var (images, labels) = Core.Mnist.loadArrays(directory, split == MnistSplit.Train ? Core.Mnist.Split.Train : Core.Mnist.Split.Test);
         return (images, labels);
     }
+
+    /// <summary>A fixed binarisation of <paramref name="images"/> (values in [0, 1]): each pixel becomes 1 with its value
+    /// as the probability, drawn from a generator seeded with <paramref name="seed"/>, so the same seed gives the same
+    /// bits. The binarised-MNIST protocol binarises the test set once like this and keeps it; training resamples every
+    /// minibatch instead (<see cref="TrainingOptions.DynamicBinarization"/>). Values outside [0, 1] are an
+    /// <see cref="ArgumentException"/> naming the first one.</summary>
+    public static float[,] Binarize(float[,] images, int seed)
+    {
+        using var x = Convert.ToTensor(images, nameof(images));
+        return Convert.ToArray(Core.Mnist.binarize(x, seed));
+    }
 }

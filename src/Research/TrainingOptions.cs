@@ -23,6 +23,14 @@ public sealed record TrainingOptions
     public IProgress<EpochReport>? Progress { get; init; }
     /// <summary>Stops training between minibatches; <c>Fit</c> then returns the finished epochs and the model stays usable.</summary>
     public CancellationToken Cancellation { get; init; }
+    /// <summary>Resample every minibatch as x ~ Bernoulli(pixel) (Burda et al.'s dynamically binarised MNIST), from the
+    /// training seed, so reruns are bit-identical. The data must lie in [0, 1] (else an <see cref="ArgumentException"/>
+    /// before any work); <see cref="Validation"/> is scored as given (binarise it once with <see cref="Mnist.Binarize"/>).</summary>
+    public bool DynamicBinarization { get; init; } = false;
+    /// <summary>With <see cref="Validation"/>: stop after this many epochs without a strictly lower validation loss,
+    /// and end with the weights of the best epoch (<see cref="TrainingHistory.BestEpoch"/>), also when the epochs run out
+    /// first. The history keeps every finished epoch. Without <see cref="Validation"/>, an <see cref="ArgumentException"/>.</summary>
+    public int? EarlyStoppingPatience { get; init; } = null;
     /// <summary>A folder for TensorBoard (<c>tensorboard --logdir</c> it): every epoch's scalars <c>loss/train</c> and
     /// <c>loss/validation</c> and, for a VAE, <c>kl/…</c> and <c>reconstruction/…</c> (the ELBO's two terms per example,
     /// on the first 10,000 training rows and on <see cref="Validation"/>). Created if needed; each <c>Fit</c> adds one
@@ -47,6 +55,11 @@ public sealed class TrainingHistory : IReadOnlyList<EpochReport>
 
     /// <summary>The report of the epoch at <paramref name="index"/> (0-based).</summary>
     public EpochReport this[int index] => _epochs[index];
+
+    /// <summary>With <see cref="TrainingOptions.Validation"/>: the epoch (1-based) of the lowest
+    /// <see cref="EpochReport.ValidationLoss"/> (the first, on a tie); null without validation or epochs.</summary>
+    public int? BestEpoch =>
+        _epochs.Where(e => e.ValidationLoss is not null).MinBy(e => e.ValidationLoss!.Value)?.Epoch;
 
     /// <summary>The number of finished epochs.</summary>
     public int Count => _epochs.Count;

@@ -137,6 +137,23 @@ public sealed class VariationalAutoencoder : IDisposable
     /// <summary>Decodes <paramref name="count"/> draws z ~ N(0, I).</summary>
     public float[,] Sample(int count, int seed = 0) => Convert.ToArray(_model.Sample(count, seed));
 
+    /// <summary>Burda et al.'s active units: how many latent dimensions j have Var_x(E_q[z_j | x]) above
+    /// <paramref name="threshold"/> over the rows of <paramref name="data"/> (sample variance; at least 2 rows). A
+    /// dimension that is not active encodes nothing about x.</summary>
+    public int ActiveUnits(float[,] data, double threshold = 0.01)
+    {
+        using var x = Convert.ToTensor(data, nameof(data));
+        return _model.ActiveUnits(x, threshold);
+    }
+
+    /// <summary>The mean over the rows of KL(q(z_j|x) ‖ N(0, 1)) for each latent dimension j, in nats; they sum to the
+    /// ELBO's KL term. Values near 0 mark collapsed dimensions.</summary>
+    public double[] KlPerDimension(float[,] data)
+    {
+        using var x = Convert.ToTensor(data, nameof(data));
+        return _model.KlPerDimension(x);
+    }
+
     /// <summary>Mean squared error per element of <see cref="Reconstruct(float[,])"/> against the data, as for the
     /// autoencoder and PCA (so the three can be set side by side).</summary>
     public double ReconstructionError(float[,] data) => ErrorTensor(Convert.ToTensor(data, nameof(data)));
