@@ -144,25 +144,8 @@ public sealed class PackageTests(PackedFeed packed, ITestOutputHelper log)
                   </ItemGroup>
                 </Project>
                 """);
-            File.WriteAllText(Path.Combine(app, "Program.cs"), """
-                using Research;
-
-                var rng = new Random(1);
-                var x = new float[200, 16];
-                for (int i = 0; i < 200; i++)
-                    for (int j = 0; j < 16; j++)
-                        x[i, j] = rng.NextDouble() < 0.3 ? 1f : 0f;
-
-                var pca = Pca.Fit(x, components: 4);
-                Console.WriteLine($"PCA: MSE {pca.ReconstructionError(x):F4}");
-
-                using var vae = new VariationalAutoencoder(new VaeOptions { InputSize = 16, LatentSize = 2, HiddenSizes = [8], Device = "cpu" });
-                var history = vae.Fit(x, new TrainingOptions { Epochs = 3, BatchSize = 50 });
-                Console.WriteLine($"VAE: {history.Count} epochs, ELBO {vae.Elbo(x):F3}");
-
-                // Research.Core comes in transitively; its Native module says which libtorch was loaded.
-                foreach (var lib in Research.Core.Native.loadedLibraries()) Console.WriteLine("native: " + lib);
-                """);
+            // The program of LoadingTests (PCA and a small VAE, then what was loaded).
+            File.WriteAllText(Path.Combine(app, "Program.cs"), LoadingTests.Program);
 
             var noSharedCache = new Dictionary<string, string?> { ["NUGET_PACKAGES"] = null };
             var build = await Subprocess.DotnetWith(noSharedCache, app, TimeSpan.FromMinutes(2),

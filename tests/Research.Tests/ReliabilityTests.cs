@@ -204,6 +204,8 @@ public sealed class ReliabilityTests
                 ["Reconstruct"] = () => vae.Reconstruct(x), ["ReconstructionError"] = () => vae.ReconstructionError(x),
                 ["Sample"] = () => vae.Sample(2), ["Elbo"] = () => vae.Elbo(x),
                 ["LogLikelihood"] = () => vae.LogLikelihood(x, 5), ["Save"] = () => vae.Save(path),
+                ["ActiveUnits"] = () => vae.ActiveUnits(x), ["KlPerDimension"] = () => vae.KlPerDimension(x),
+                ["ExportPyTorch"] = () => vae.ExportPyTorch(path),
             };
             var ae = Ae();
             ae.Dispose();
@@ -212,7 +214,7 @@ public sealed class ReliabilityTests
             {
                 ["Fit"] = () => ae.Fit(x), ["Encode"] = () => ae.Encode(x), ["Decode"] = () => ae.Decode(z),
                 ["Reconstruct"] = () => ae.Reconstruct(x), ["ReconstructionError"] = () => ae.ReconstructionError(x),
-                ["Save"] = () => ae.Save(path),
+                ["Save"] = () => ae.Save(path), ["ExportPyTorch"] = () => ae.ExportPyTorch(path),
             };
             foreach (var (type, calls) in new[] { (typeof(VariationalAutoencoder), vaeCalls), (typeof(Autoencoder), aeCalls) })
             {
