@@ -54,7 +54,15 @@ let elbo (terms: ElboTerms) : Tensor = terms.Reconstruction - terms.Kl
 /// once; only the [K,B] log-weights are kept and combined with log-sum-exp. Each z_k is drawn by its
 /// own call on `generator`, so the result does not depend on `chunk`. K = 1 is an unbiased ELBO
 /// estimate; the bound increases towards log p(x) as K grows.
-let importanceWeighted (generator: torch.Generator) (samples: int) (chunk: int) (model: LatentVariableModel) (x: Tensor) : Tensor =
+let rec importanceWeighted (generator: torch.Generator) (samples: int) (chunk: int) (model: LatentVariableModel) (x: Tensor) : Tensor =
+    let bound, ess = importanceWeightedWithEss generator samples chunk model x
+    ess.Dispose()
+    bound
+
+/// importanceWeighted and, per example [B], the effective sample size of its importance weights,
+/// (Σ_k w_k)² / Σ_k w_k² = exp(2 logsumexp(log w) − logsumexp(2 log w)), between 1 (one weight dominates:
+/// the estimate cannot be trusted) and K (all weights equal).
+and importanceWeightedWithEss (generator: torch.Generator) (samples: int) (chunk: int) (model: LatentVariableModel) (x: Tensor) : Tensor * Tensor =
     requirePositive "samples" samples
     requirePositive "chunk" chunk
     let mu, logVar = model.Encode x
@@ -69,7 +77,11 @@ let importanceWeighted (generator: torch.Generator) (samples: int) (chunk: int) 
                // log w = log p(x|z) + log p(z) − log q(z|x), shape [count,B].
                let logW = model.LogLikelihood z x + Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z
                yield scope.MoveToOuter(logW) |]
-    torch.cat(logWeights, 0L).logsumexp(0L) - Math.Log(float samples)
+    use all = torch.cat(logWeights, 0L)
+    use total = all.logsumexp(0L)
+    use squares = (all * 2.0).logsumexp(0L)
+    let ess = (total.detach() * 2.0 - squares.detach()).exp()
+    total - Math.Log(float samples), ess
 
 /// Burda et al.'s IWAE training bound, per example [B]: log (1/K) Σ_k w_k with w_k = p(x, z_k) / q(z_k|x) and
 /// the K samples z_k ~ q(z|x) reparameterised in one draw [K,B,D] (differentiable in the encoder and decoder;

@@ -28,6 +28,26 @@ type Objective =
     /// Burda et al.'s importance-weighted bound with K = Samples (Estimators.iwae); Beta must be 1.
     | ImportanceWeighted
 
+/// An estimate of the mean log p(x) over a data set, with what a reader needs to trust it.
+type LogLikelihoodEstimate =
+    { /// The mean over rows of each row's estimate of log p(x), nats.
+      Mean: float
+      /// The standard error of Mean over rows (the rows' sample standard deviation / √n).
+      StandardError: float
+      /// The mean over rows of the importance weights' (Σw)²/Σw²: near `Samples`, the weights are even; near 1,
+      /// one sample dominates and the estimate is unreliable (a lower bound far from log p).
+      EffectiveSampleSize: float
+      /// Importance samples (or AIS chains) per row.
+      Samples: int }
+
+/// Summarises per-row estimates [n] and effective sample sizes [n] (float64 tensors).
+let summarise (perRow: Tensor) (ess: Tensor) (samples: int) : LogLikelihoodEstimate =
+    let n = perRow.shape.[0]
+    { Mean = perRow.mean().item<float> ()
+      StandardError = (if n > 1L then perRow.std().item<float> () / sqrt (float n) else nan)
+      EffectiveSampleSize = ess.mean().item<float> ()
+      Samples = samples }
+
 /// The architecture and objective of a VAE.
 type VaeConfig =
     { /// Features per example (784 for MNIST).
@@ -204,6 +224,23 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
         let chunk = int (max 1L (min (int64 samples) (sampleBudget / (rows * int64 outputs))))
         Training.evaluateInChunks rows (Estimators.importanceWeighted generator samples chunk model) data
 
+    /// The importance-weighted estimate of each row's log p(x) and its weights' effective sample size, float64 [n] each.
+    let importanceWeightedPerRow seed samples (data: Tensor) =
+        use _ = torch.no_grad ()
+        use generator = new torch.Generator(uint64 seed, device)
+        let rows = 100L
+        let chunk = int (max 1L (min (int64 samples) (sampleBudget / (rows * int64 outputs))))
+        let bounds, sizes = ResizeArray<Tensor>(), ResizeArray<Tensor>()
+        let mutable start = 0L
+        while start < data.shape.[0] do
+            use scope = torch.NewDisposeScope()
+            let size = min rows (data.shape.[0] - start)
+            let bound, ess = Estimators.importanceWeightedWithEss generator samples chunk model (data.narrow(0L, start, size))
+            bounds.Add(scope.MoveToOuter(bound.to_type(torch.float64)))
+            sizes.Add(scope.MoveToOuter(ess.to_type(torch.float64)))
+            start <- start + size
+        torch.cat(bounds.ToArray(), 0L), torch.cat(sizes.ToArray(), 0L)
+
     let elboPerExample seed samples (data: Tensor) =
         use generator = new torch.Generator(uint64 seed, device)
         Training.evaluateInChunks evalRows (fun x -> Estimators.elbo (Estimators.sgvbB generator samples model x)) data
@@ -358,6 +395,18 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
         Validate.positive "importanceSamples" importanceSamples
         use xd = net.ToDevice data
         importanceWeightedMean seed importanceSamples xd
+
+    /// The importance-sampling estimate of log p(x) (K = `samples`, the same estimator as LogLikelihood, so its
+    /// Mean equals LogLikelihood's for the same seed) with the standard error over rows and the weights' mean
+    /// effective sample size.
+    member this.EstimateLogLikelihood(data: Tensor, samples: int, seed: int) : LogLikelihoodEstimate =
+        this.CheckData("data", data)
+        Validate.positive "samples" samples
+        use xd = net.ToDevice data
+        let perRow, ess = importanceWeightedPerRow seed samples xd
+        use _p = perRow
+        use _e = ess
+        summarise perRow ess samples
 
     /// Trains on the rows of `data`; TrainLoss is the β-weighted −ELBO per example, or the negative IWAE bound
     /// (K = Samples) under ImportanceWeighted, and ValidationLoss the same without β, with this model's seed

@@ -7,13 +7,16 @@ open Research.Core
 open Research.Core.Tests.ReparameterizationTests
 
 /// A linear-Gaussian latent-variable model (probabilistic PCA): z ~ N(0, I_d), x | z ~ N(zW + b, σ² I_p), whose
-/// log p(x) = log N(x; b, WᵀW + σ²I) is exact; q(z|x) is its exact posterior, deliberately spoiled (means
-/// shrunk, variances inflated) so that every bound is strict. float64 throughout.
-let private linearGaussian (seed: uint64) (rows: int) =
+/// log p(x) = log N(x; b, WᵀW + σ²I) is exact; q(z|x) is its exact (diagonal: W's rows are orthogonal)
+/// posterior, or that posterior spoiled (means shrunk, variances inflated) so that every bound is strict.
+/// float64 throughout.
+let private linearGaussianWith (spoiled: bool) (seed: uint64) (rows: int) =
     let p, d, noise = 6L, 2L, 0.3
     use g = new torch.Generator(seed)
     let randn (shape: int64[]) = torch.randn(ReadOnlySpan<int64>(shape), dtype = torch.float64, generator = g)
-    let w, b = randn [| d; p |], randn [| p |] * 0.5
+    // W's rows orthogonal, so that WWᵀ, and with it the exact posterior's covariance, is diagonal.
+    let struct (q, _) = torch.linalg.qr(randn [| p; d |])
+    let w, b = q.T * torch.tensor([| 1.5; 0.8 |], dtype = torch.float64).unsqueeze(1L), randn [| p |] * 0.5
     let z = randn [| int64 rows; d |]
     let x = z.matmul(w) + b + randn [| int64 rows; p |] * sqrt noise
     // Exact posterior: covariance σ²M⁻¹ with M = WWᵀ + σ²I, mean (x − b)WᵀM⁻¹.
@@ -22,7 +25,9 @@ let private linearGaussian (seed: uint64) (rows: int) =
     let postMean = (x - b).matmul(w.T).matmul(mInv)
     let postLogVar = (mInv.diagonal() * noise).log()
     let model : Estimators.LatentVariableModel =
-        { Encode = fun x -> ((x - b).matmul(w.T).matmul(mInv) * 0.7), (postLogVar + 0.8).expand(x.shape.[0], d)
+        { Encode = fun x ->
+            let shrink, inflate = (if spoiled then 0.7, 0.8 else 1.0, 0.0)
+            ((x - b).matmul(w.T).matmul(mInv) * shrink), (postLogVar + inflate).expand(x.shape.[0], d)
           LogLikelihood = fun z x -> Gaussian.logDensity (z.matmul(w) + b) (torch.full(p, Math.Log noise, dtype = torch.float64)) x }
     ignore postMean
     let covariance = w.T.matmul(w) + torch.eye(p, dtype = torch.float64) * noise
@@ -31,6 +36,8 @@ let private linearGaussian (seed: uint64) (rows: int) =
     let solved = torch.linalg.solve_triangular(l, centred, upper = false)
     let logPx = -0.5 * (float p * Math.Log(2.0 * Math.PI)) - l.diagonal().log().sum() - 0.5 * solved.square().sum(0L)
     model, x, logPx
+
+let private linearGaussian = linearGaussianWith true
 
 let tests =
     testList "IWAE" [
@@ -62,6 +69,16 @@ let tests =
                 Expect.isGreaterThan gap (Accuracy.standardErrors * se) $"the bound above {name} is higher: gap {gap:F4} ± {se:F4}"
             let gap, se = meanAndSe (logPx - bound 2000)
             Expect.isLessThan gap (0.1 * (fst (meanAndSe (logPx - elbo)))) $"IWAE_2000 is close to log p: {gap:F4} ± {se:F4}"
+        }
+
+        test "the importance weights' effective sample size is K under the exact posterior and well below it otherwise" {
+            for spoiled, check in [ false, (fun (ess: float) -> Expect.floatClose Accuracy.double ess 64.0 "K: every weight is p(x)")
+                                    true, (fun ess -> Expect.isLessThan ess 40.0 "a spoiled posterior wastes samples") ] do
+                let model, x, logPx = linearGaussianWith spoiled 43UL 200
+                use g = new torch.Generator(44UL)
+                let bound, ess = Estimators.importanceWeightedWithEss g 64 16 model x
+                check (ess.mean().item<float> ())
+                if not spoiled then Expect.isLessThan ((bound - logPx).abs().max().item<float> ()) 1e-9 "exact posterior: the estimate is log p(x) itself"
         }
 
         test "training on the IWAE bound raises it; Beta ≠ 1 with it is an ArgumentException" {
