@@ -11,6 +11,7 @@ let all = testList "Research.Core" [
     ReparameterizationTests.tests
     EstimatorsTests.tests
     IwaeTests.tests
+    HmcTests.tests
     PcaTests.tests
     ProbabilisticPcaTests.tests
     IdxTests.tests
