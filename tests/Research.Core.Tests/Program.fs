@@ -12,6 +12,7 @@ let all = testList "Research.Core" [
     EstimatorsTests.tests
     IwaeTests.tests
     HmcTests.tests
+    AisTests.tests
     PcaTests.tests
     ProbabilisticPcaTests.tests
     IdxTests.tests
