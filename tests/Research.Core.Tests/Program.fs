@@ -11,6 +11,8 @@ let all = testList "Research.Core" [
     ReparameterizationTests.tests
     EstimatorsTests.tests
     IwaeTests.tests
+    HmcTests.tests
+    AisTests.tests
     PcaTests.tests
     ProbabilisticPcaTests.tests
     IdxTests.tests
