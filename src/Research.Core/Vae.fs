@@ -40,6 +40,15 @@ type LogLikelihoodEstimate =
       /// Importance samples (or AIS chains) per row.
       Samples: int }
 
+/// How EstimateLogLikelihood estimates log p(x).
+type LikelihoodEstimator =
+    /// Importance sampling from q(z|x) (the importance-weighted bound; `samples` = K), as LogLikelihood.
+    | ImportanceSampling
+    /// Annealed importance sampling from the prior to the posterior along p(z) p(x|z)^β with HMC transitions
+    /// (Wu et al. 2017; `samples` = chains per row), with these settings (Ais.defaults: 500 steps on a sigmoidal
+    /// schedule, 10 leapfrog steps, step size adapted to 65% acceptance). Independent of the encoder.
+    | AnnealedImportanceSampling of Ais.Config
+
 /// Summarises per-row estimates [n] and effective sample sizes [n] (float64 tensors).
 let summarise (perRow: Tensor) (ess: Tensor) (samples: int) : LogLikelihoodEstimate =
     let n = perRow.shape.[0]
@@ -400,10 +409,25 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
     /// Mean equals LogLikelihood's for the same seed) with the standard error over rows and the weights' mean
     /// effective sample size.
     member this.EstimateLogLikelihood(data: Tensor, samples: int, seed: int) : LogLikelihoodEstimate =
+        this.EstimateLogLikelihood(data, ImportanceSampling, samples, seed)
+
+    /// An estimate of log p(x) by `estimator` with `samples` importance samples or AIS chains per row, the
+    /// standard error over rows and the weights' mean effective sample size. AIS costs far more than IS per
+    /// sample (about 1.8 s per MNIST row for a 784-400-20 VAE with 16 chains here, against 0.03 s for IS with
+    /// K = 2000) and is the independent cross-check: IS needs a good q(z|x), AIS does not use it.
+    member this.EstimateLogLikelihood(data: Tensor, estimator: LikelihoodEstimator, samples: int, seed: int) : LogLikelihoodEstimate =
         this.CheckData("data", data)
         Validate.positive "samples" samples
         use xd = net.ToDevice data
-        let perRow, ess = importanceWeightedPerRow seed samples xd
+        let perRow, ess =
+            match estimator with
+            | ImportanceSampling -> importanceWeightedPerRow seed samples xd
+            | AnnealedImportanceSampling settings ->
+                use generator = new torch.Generator(uint64 seed, device)
+                let e = Ais.forward generator settings samples d model xd
+                use _w = e.LogWeights
+                use _a = e.AcceptanceRate
+                e.LogMarginal.to_type(torch.float64), e.EffectiveSampleSize.to_type(torch.float64)
         use _p = perRow
         use _e = ess
         summarise perRow ess samples

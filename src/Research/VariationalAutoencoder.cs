@@ -201,6 +201,29 @@ public sealed class VariationalAutoencoder : IDisposable
         using (x) return _model.LogLikelihood(x, importanceSamples, seed);
     }
 
+    /// <summary>An estimate of log p(x) with its standard error over rows and the importance weights' effective sample
+    /// size, by importance sampling (<paramref name="samples"/> = K; its Mean equals, to float32 rounding, <see cref="LogLikelihood(float[,], int, int)"/>
+    /// for the same seed) or annealed importance sampling (<paramref name="samples"/> = chains per row). With K = 5000,
+    /// importance sampling takes about 14 s for 500 MNIST images of a 784-400-20 VAE here; AIS with 16 chains about
+    /// 1.8 s per image.</summary>
+    /// <example><code>
+    /// var ll = vae.EstimateLogLikelihood(test, LikelihoodEstimator.ImportanceSampling, samples: 2000);
+    /// Console.WriteLine($"log p(x) ≈ {ll.Mean:F2} ± {ll.StandardError:F2} nats (ESS {ll.EffectiveSampleSize:F0} of {ll.Samples})");
+    /// </code></example>
+    public LogLikelihoodEstimate EstimateLogLikelihood(float[,] data, LikelihoodEstimator estimator = LikelihoodEstimator.ImportanceSampling,
+                                                       int samples = 5000, int seed = 0)
+    {
+        using var x = Convert.ToTensor(data, nameof(data));
+        var core = estimator switch
+        {
+            LikelihoodEstimator.ImportanceSampling => Core.Vae.LikelihoodEstimator.ImportanceSampling,
+            LikelihoodEstimator.AnnealedImportanceSampling => Core.Vae.LikelihoodEstimator.NewAnnealedImportanceSampling(Core.Ais.defaults),
+            _ => throw new ArgumentException($"Unknown estimator {estimator}.", nameof(estimator)),
+        };
+        var e = _model.EstimateLogLikelihood(x, core, samples, seed);
+        return new LogLikelihoodEstimate(e.Mean, e.StandardError, e.EffectiveSampleSize, e.Samples);
+    }
+
     /// <summary>Writes the model to <paramref name="path"/> atomically (a temp file, then a rename).</summary>
     public void Save(string path) => Core.Vae.save(path, _model);
 
