@@ -184,7 +184,10 @@ public sealed class VariationalAutoencoder : IDisposable
         using (x) return _model.Elbo(x, samples, seed);
     }
 
-    /// <summary>The importance-weighted estimate log (1/K) Σ p(x, z_k)/q(z_k|x) of log p(x), mean over rows, in nats.</summary>
+    /// <summary>The importance-weighted estimate log (1/K) Σ p(x, z_k)/q(z_k|x) of log p(x), mean over rows, in nats.
+    /// Its cost grows with K × rows: the default K = 5000 takes 14–32 s for 500 MNIST images of a 784-400-20 VAE on a
+    /// 2-core machine (measured here), where three epochs of training on 1,000 images take 0.2 s; K = 100 is enough
+    /// to follow training, and <see cref="EstimateLogLikelihood"/> adds the error bar.</summary>
     public double LogLikelihood(float[,] data, int importanceSamples = 5000, int seed = 0) =>
         LogLikelihoodTensor(Convert.ToTensor(data, nameof(data)), importanceSamples, seed);
 
@@ -204,7 +207,7 @@ public sealed class VariationalAutoencoder : IDisposable
     /// <summary>An estimate of log p(x) with its standard error over rows and the importance weights' effective sample
     /// size, by importance sampling (<paramref name="samples"/> = K; its Mean equals, to float32 rounding, <see cref="LogLikelihood(float[,], int, int)"/>
     /// for the same seed) or annealed importance sampling (<paramref name="samples"/> = chains per row). With K = 5000,
-    /// importance sampling takes about 14 s for 500 MNIST images of a 784-400-20 VAE here; AIS with 16 chains about
+    /// importance sampling takes 14–32 s for 500 MNIST images of a 784-400-20 VAE here; AIS with 16 chains about
     /// 1.8 s per image.</summary>
     /// <example><code>
     /// var ll = vae.EstimateLogLikelihood(test, LikelihoodEstimator.ImportanceSampling, samples: 2000);
