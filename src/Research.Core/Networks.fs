@@ -110,7 +110,7 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Module, de
                     | Some folder ->
                         let log = TensorBoardLog.progress folder xd vd terms
                         fun report -> log report; training.Progress report
-                try Training.fit trainable xd { training with Validation = vd; Progress = progress }
+                try Training.fitValidated trainable xd { training with Validation = vd; Progress = progress }
                 finally mode false
             finally
                 vd |> Option.iter (fun t -> t.Dispose())

@@ -108,8 +108,12 @@ let private makeOptimizer (config: TrainingConfig) (flat: FlatParameters.FlatPar
 /// Trains `model` on the rows of `data` (already validated and on the model's device) with shuffled
 /// minibatches; returns one report per finished epoch. A batch size above the row count trains on
 /// full batches; a last partial batch is used as is.
-let fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochReport list =
+let rec fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochReport list =
     validate config
+    fitValidated model data config
+
+/// fit for a configuration that `validate` has passed already (model classes check it once, before any work).
+and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochReport list =
     let n = data.shape.[0]
     let batch = min (int64 config.BatchSize) n
     let generator = new torch.Generator(uint64 config.Seed, data.device)

@@ -205,7 +205,7 @@ public sealed class ReliabilityTests
                 ["Sample"] = () => vae.Sample(2), ["Elbo"] = () => vae.Elbo(x),
                 ["LogLikelihood"] = () => vae.LogLikelihood(x, 5), ["Save"] = () => vae.Save(path),
                 ["ActiveUnits"] = () => vae.ActiveUnits(x), ["KlPerDimension"] = () => vae.KlPerDimension(x),
-                ["ExportPyTorch"] = () => vae.ExportPyTorch(path),
+                ["ExportPyTorch"] = () => vae.ExportPyTorch(path), ["EstimateLogLikelihood"] = () => vae.EstimateLogLikelihood(x, samples: 5),
             };
             var ae = Ae();
             ae.Dispose();
