@@ -63,6 +63,13 @@ let private networks (c: AutoencoderConfig) =
             Mlp.create (c.LatentSize :: List.rev c.HiddenSizes @ [ c.InputSize ]) activation :> Networks.Module
     new Networks.EncoderDecoder("Autoencoder", device, encoder, decoder, Some c.Init, c.Seed)
 
+/// The options a model file (and a run checkpoint) records for an autoencoder.
+let private optionsOf (c: AutoencoderConfig) =
+    [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
+      "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Linear", (if c.Linear then "true" else "false")
+      "Activation", ModelFile.ofActivation c.Activation; "InitStd", ModelFile.ofInit c.Init
+      "Convolutional", ModelFile.ofImageShape c.Convolutional; "Seed", ModelFile.ofInt c.Seed ]
+
 /// Rows per chunk when scoring without gradients.
 let private evalRows = 4096L
 
@@ -81,6 +88,8 @@ type Autoencoder(config: AutoencoderConfig) =
 
     /// The architecture this model was built with.
     member _.Config = config
+    /// The options a model file (and a run checkpoint) records for this model.
+    member _.SavedOptions : (string * string) list = optionsOf config
     /// The networks, device and lifetime of this model (for advanced use: the TorchSharp modules).
     member _.Networks = net
 
@@ -130,20 +139,13 @@ type Autoencoder(config: AutoencoderConfig) =
         this.CheckData("data", data)
         training.Validation |> Option.iter (fun v -> this.CheckData("validation", v))
         net.Fit(data, training, Training.byAutograd (fun _ batch -> perExampleError(batch).mean()),
-                Training.evaluateInChunks evalRows perExampleError, (fun _ -> []))
+                Training.evaluateInChunks evalRows perExampleError, (fun _ -> []), optionsOf config)
 
     interface IDisposable with
         member _.Dispose() = (net :> IDisposable).Dispose()
 
 /// Writes `model` to `path` atomically (a temp file, then a rename).
-let save (path: string) (model: Autoencoder) =
-    let c = model.Config
-    ModelFile.save path Kind
-        [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
-          "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Linear", (if c.Linear then "true" else "false")
-          "Activation", ModelFile.ofActivation c.Activation; "InitStd", ModelFile.ofInit c.Init
-          "Convolutional", ModelFile.ofImageShape c.Convolutional; "Seed", ModelFile.ofInt c.Seed ]
-        model.Networks
+let save (path: string) (model: Autoencoder) = ModelFile.save path Kind model.SavedOptions model.Networks
 
 /// Reads an autoencoder written by `save` onto `device`; InvalidDataException for a damaged or foreign file.
 let load (path: string) (device: string) : Autoencoder =

@@ -80,7 +80,7 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Module, de
     /// own per-example means for the TensorBoard log (empty when it has none). Refuses a second concurrent
     /// Fit on the same model.
     member this.Fit(data: Tensor, training: Training.TrainingConfig, lossAndGradients, evaluate,
-                    terms: Tensor -> (string * float) list) : Training.EpochReport list =
+                    terms: Tensor -> (string * float) list, architecture: (string * string) list) : Training.EpochReport list =
         Training.validate training
         training.TensorBoard |> Option.iter TensorBoardLog.validateFolder
         if training.DynamicBinarization then
@@ -110,7 +110,8 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Module, de
                     | Some folder ->
                         let log = TensorBoardLog.progress folder xd vd terms
                         fun report -> log report; training.Progress report
-                try Training.fitValidated trainable xd { training with Validation = vd; Progress = progress }
+                let identity = Training.runIdentity { training with Validation = vd } xd @ [ for k, v in architecture -> "model." + k, v ]
+                try Training.fitValidated trainable xd { training with Validation = vd; Progress = progress } identity
                 finally mode false
             finally
                 vd |> Option.iter (fun t -> t.Dispose())

@@ -15,6 +15,11 @@ type IStepRule =
     /// weights and its Previous the weights from before the step (those to return to, by Flip, if the
     /// next loss is not finite).
     abstract Step: unit -> unit
+    /// The optimiser's state tensors, live (moments, accumulated squares), in a fixed order: a checkpoint
+    /// saves them and a resumed run copies them back in.
+    abstract State: Tensor list
+    /// The number of steps taken (Adam's bias correction depends on it); settable for a resumed run.
+    abstract StepCount: int with get, set
 
 /// The L2 penalty's gradient added to the loss gradient (PyTorch's weight_decay), or the gradient itself.
 let private penalised (flat: FlatParameters.FlatParameters) (decay: Scalar option) =
@@ -71,6 +76,10 @@ type private Adam(flat: FlatParameters.FlatParameters, lr: float, weightDecay: f
                 use denom = v.sqrt ()
                 denom.add_(epsHatS) |> ignore
                 flat.Values.addcdiv_(m, denom, value = stepSizeS) |> ignore
+        member _.State = [ m; v ]
+        member _.StepCount
+            with get () = step
+            and set value = step <- value
         member _.Dispose() =
             m.Dispose()
             v.Dispose()
@@ -93,6 +102,10 @@ type private Adagrad(flat: FlatParameters.FlatParameters, lr: float, weightDecay
             use std = sum.sqrt ()
             std.add_(s.[0]) |> ignore
             flat.Values.addcdiv_(g, std, value = s.[1]) |> ignore
+        member _.State = [ sum ]
+        member _.StepCount
+            with get () = 0
+            and set _ = ()
         member _.Dispose() =
             sum.Dispose()
             for x in s do x.Dispose()

@@ -54,6 +54,9 @@ type TrainingConfig =
       /// With Validation: stop after this many epochs without a strictly lower validation loss, and end with
       /// the weights of the best epoch (also when the epochs run out first).
       EarlyStoppingPatience: int option
+      /// A file that makes the run resumable: written atomically after every epoch (weights, optimiser state,
+      /// random state, epoch, history); when it exists as Fit starts, Fit resumes from it (see RunCheckpoint).
+      CheckpointPath: string option
       /// A folder for TensorBoard event files: each epoch's losses (and a model's own terms, such as a VAE's
       /// KL and reconstruction) as scalars, one new event file per Fit (TensorBoardLog).
       TensorBoard: string option }
@@ -62,7 +65,7 @@ type TrainingConfig =
 let defaults =
     { Epochs = 10; BatchSize = 128; LearningRate = 1e-3; Optimizer = Adam; Seed = 0; WeightDecay = 0.0
       Validation = None; Progress = ignore; Cancellation = CancellationToken.None
-      DynamicBinarization = false; EarlyStoppingPatience = None; TensorBoard = None }
+      DynamicBinarization = false; EarlyStoppingPatience = None; CheckpointPath = None; TensorBoard = None }
 
 /// Raised when the loss becomes NaN or infinite; the model holds the last weights whose loss was finite.
 /// The fields: message (what happened and what to try, also the exception's Message), epoch and batch
@@ -108,12 +111,59 @@ let private makeOptimizer (config: TrainingConfig) (flat: FlatParameters.FlatPar
 /// Trains `model` on the rows of `data` (already validated and on the model's device) with shuffled
 /// minibatches; returns one report per finished epoch. A batch size above the row count trains on
 /// full batches; a last partial batch is used as is.
+/// The checkpoint kind of a resumable run's file.
+[<Literal>]
+let RunKind = "training-run"
+
+/// A cheap fingerprint of a data set: its shape and the SHA-256 of its float32 values.
+let fingerprint (data: Tensor) : string =
+    use values = data.``to``(torch.CPU).to_type(torch.float32).contiguous()
+    let hash = Security.Cryptography.SHA256.HashData(values.bytes)
+    let shape = String.Join("x", data.shape)
+    $"{shape}:{Convert.ToHexString(hash).Substring(0, 32)}"
+
+/// What must match for a checkpoint to be resumed: the run-shaping options and the data (a model adds its own
+/// architecture). Epochs, Progress, Cancellation and TensorBoard do not count.
+let runIdentity (config: TrainingConfig) (data: Tensor) : (string * string) list =
+    let inv = Globalization.CultureInfo.InvariantCulture
+    [ "training.BatchSize", string config.BatchSize
+      "training.LearningRate", config.LearningRate.ToString("R", inv)
+      "training.Optimizer", (match config.Optimizer with Adam -> "adam" | Adagrad -> "adagrad")
+      "training.Seed", string config.Seed
+      "training.WeightDecay", config.WeightDecay.ToString("R", inv)
+      "training.DynamicBinarization", string config.DynamicBinarization
+      "training.EarlyStoppingPatience", (match config.EarlyStoppingPatience with Some p -> string p | None -> "")
+      "data", fingerprint data
+      "validation", (match config.Validation with Some v -> fingerprint v | None -> "") ]
+
+let private inv = Globalization.CultureInfo.InvariantCulture
+
+let private historyText (history: EpochReport seq) =
+    String.Join(";", history |> Seq.map (fun r ->
+        let v = match r.ValidationLoss with Some v -> v.ToString("R", inv) | None -> ""
+        let t = r.TrainLoss.ToString("R", inv)
+        $"{r.Epoch},{t},{v},{r.ExamplesSeen},{r.Elapsed.Ticks}"))
+
+let private parseHistory (path: string) (text: string) =
+    let bad () = raise (IO.InvalidDataException($"The run checkpoint '{path}' has a damaged history."))
+    if text = "" then []
+    else
+        [ for entry in text.Split ';' do
+            match entry.Split ',' with
+            | [| e; t; v; seen; ticks |] ->
+                let num (s: string) = match Double.TryParse(s, Globalization.NumberStyles.Float, inv) with | true, x -> x | _ -> bad ()
+                let whole (s: string) = match Int64.TryParse(s, Globalization.NumberStyles.Integer, inv) with | true, x -> x | _ -> bad ()
+                yield { Epoch = int (whole e); TrainLoss = num t; ValidationLoss = (if v = "" then None else Some(num v))
+                        ExamplesSeen = whole seen; Elapsed = TimeSpan(whole ticks) }
+            | _ -> bad () ]
+
 let rec fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochReport list =
     validate config
-    fitValidated model data config
+    fitValidated model data config (runIdentity config data)
 
-/// fit for a configuration that `validate` has passed already (model classes check it once, before any work).
-and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochReport list =
+/// fit for a configuration that `validate` has passed already (model classes check it once, before any work);
+/// `identity` is what a run checkpoint must match (runIdentity, plus the model's architecture).
+and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingConfig) (identity: (string * string) list) : EpochReport list =
     let n = data.shape.[0]
     let batch = min (int64 config.BatchSize) n
     let generator = new torch.Generator(uint64 config.Seed, data.device)
@@ -132,6 +182,80 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
     let mutable stop = false
     let mutable seen = 0L
     let mutable epoch = 1
+    let mutable elapsedBefore = TimeSpan.Zero
+    // Resuming: everything is checked before anything is changed, then the state of the end of the file's
+    // last epoch is restored, so the run continues exactly as the uninterrupted one would have.
+    match config.CheckpointPath with
+    | Some path when IO.File.Exists path ->
+        let cp = Checkpoint.load path RunKind data.device
+        try
+            let option key = cp.Options |> List.tryFind (fst >> (=) key) |> Option.map snd
+            for key, mine in identity do
+                match option key with
+                | Some theirs when theirs = mine -> ()
+                | Some theirs ->
+                    let what = if key.StartsWith "training." then "training option " + key.Substring 9 elif key.StartsWith "model." then "model option " + key.Substring 6 else key
+                    raise (IO.InvalidDataException(
+                        $"The run checkpoint '{path}' belongs to another run: its {what} is '{theirs}', this Fit's is '{mine}'. Nothing was changed; delete the file or use another CheckpointPath."))
+                | None -> raise (IO.InvalidDataException($"The run checkpoint '{path}' lacks '{key}'; it is damaged or of another version."))
+            let tensor name =
+                match cp.Tensors |> List.tryFind (fst >> (=) name) with
+                | Some(_, t) -> t
+                | None -> raise (IO.InvalidDataException($"The run checkpoint '{path}' lacks the tensor '{name}'."))
+            let state = optimizer.State
+            let checkShape (name: string) (t: Tensor) (like: Tensor) =
+                if t.shape <> like.shape || t.dtype <> like.dtype then
+                    raise (IO.InvalidDataException($"The run checkpoint '{path}' holds '{name}' of shape %A{t.shape}, but this model needs %A{like.shape}."))
+            checkShape "weights" (tensor "weights") flat.Values
+            state |> List.iteri (fun i s -> checkShape $"optimizer.{i}" (tensor $"optimizer.{i}") s)
+            let text key = match option key with Some v -> v | None -> raise (IO.InvalidDataException($"The run checkpoint '{path}' lacks '{key}'."))
+            let restored = parseHistory path (text "run.history")
+            let generatorState = try Convert.FromBase64String(text "run.generator") with :? FormatException -> raise (IO.InvalidDataException($"The run checkpoint '{path}' has a damaged random state."))
+            let steps = int (text "run.steps")
+            let bestLoss = Double.Parse(text "run.bestLoss", inv)
+            let bestEpoch = int (text "run.bestEpoch")
+            // All checked: restore.
+            use _ = torch.no_grad ()
+            flat.Values.copy_(tensor "weights") |> ignore
+            state |> List.iteri (fun i s -> s.copy_(tensor $"optimizer.{i}") |> ignore)
+            optimizer.StepCount <- steps
+            stepped <- steps > 0 || text "run.stepped" = "true"
+            use g = torch.tensor(generatorState, dtype = torch.uint8)
+            generator.set_state g
+            if not (isNull bestWeights) then bestWeights.copy_(tensor "bestWeights") |> ignore
+            best <- (bestLoss, bestEpoch)
+            stop <- text "run.stopped" = "true"
+            history.AddRange restored
+            match List.tryLast restored with
+            | Some last ->
+                epoch <- last.Epoch + 1
+                seen <- last.ExamplesSeen
+                elapsedBefore <- last.Elapsed
+            | None -> ()
+        finally
+            for _, t in cp.Tensors do t.Dispose()
+    | _ -> ()
+    let saveCheckpoint () =
+        match config.CheckpointPath with
+        | None -> ()
+        | Some path ->
+            use state = generator.get_state ()
+            let bytes = state.``to``(torch.CPU).data<byte>().ToArray()
+            Checkpoint.save path
+                { Kind = RunKind
+                  Options =
+                    identity
+                    @ [ "run.history", historyText history
+                        "run.generator", Convert.ToBase64String bytes
+                        "run.steps", string optimizer.StepCount
+                        "run.stepped", (if stepped then "true" else "false")
+                        "run.bestLoss", (fst best).ToString("R", inv)
+                        "run.bestEpoch", string (snd best)
+                        "run.stopped", (if stop then "true" else "false") ]
+                  Tensors =
+                    [ yield "weights", flat.Values
+                      for i, s in List.indexed optimizer.State -> $"optimizer.{i}", s
+                      if not (isNull bestWeights) then yield "bestWeights", bestWeights ] }
     while epoch <= config.Epochs && not stop && not config.Cancellation.IsCancellationRequested do
         // Summed on the host in float64 from the value read for the divergence check (no tensor ops).
         let mutable lossSum = 0.0
@@ -162,7 +286,7 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
             let validation = config.Validation |> Option.map model.Evaluate
             let report =
                 { Epoch = epoch; TrainLoss = lossSum / float n; ValidationLoss = validation
-                  ExamplesSeen = seen; Elapsed = clock.Elapsed }
+                  ExamplesSeen = seen; Elapsed = elapsedBefore + clock.Elapsed }
             history.Add report
             config.Progress report
             match config.EarlyStoppingPatience, validation with
@@ -173,6 +297,7 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
                     bestWeights.copy_(flat.Values) |> ignore
                 elif epoch - snd best >= patience then stop <- true
             | _ -> ()
+            saveCheckpoint ()
         epoch <- epoch + 1
     if not (isNull bestWeights) && snd best > 0 then
         use _ = torch.no_grad ()

@@ -118,6 +118,19 @@ let Kind = "vae"
 let private evalRows = 1000L
 let private sampleBudget = 1L <<< 23
 
+let private likelihoods = [ "bernoulli", Bernoulli; "gaussian", Gaussian ]
+let private estimators = [ "analytic", Analytic; "montecarlo", MonteCarlo ]
+let private name choices value = choices |> List.find (snd >> (=) value) |> fst
+
+let private optionsOf (c: VaeConfig) (own: bool) =
+    [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
+      "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Likelihood", name likelihoods c.Likelihood
+      "KlEstimator", name estimators c.KlEstimator; "Samples", ModelFile.ofInt c.Samples
+      "Beta", ModelFile.ofFloat c.Beta; "Activation", ModelFile.ofActivation c.Activation
+      "InitStd", ModelFile.ofInit c.Init; "Convolutional", ModelFile.ofImageShape c.Convolutional; "Seed", ModelFile.ofInt c.Seed
+      "Networks", (if own then "own" else "mlp")
+      "Objective", (match c.Objective with Elbo -> "elbo" | ImportanceWeighted -> "iwae") ]
+
 let private outputsOf (c: VaeConfig) = match c.Likelihood with Bernoulli -> c.InputSize | Gaussian -> 2 * c.InputSize
 
 let private builtInNetworks (c: VaeConfig) =
@@ -277,6 +290,8 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
     member _.Config = config
     /// True when the networks are research code's own modules, not the library's MLPs.
     member _.HasOwnNetworks = own
+    /// The options a model file (and a run checkpoint) records for this model.
+    member _.SavedOptions : (string * string) list = optionsOf config own
     /// The networks (encoder x ↦ [μ, log σ²]; decoder z ↦ logits or [mean, log-variance]), device and lifetime.
     member _.Networks = net
     /// The model as tensor functions q(z|x), log p(x|z), for the estimators.
@@ -442,7 +457,7 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
             match config.Objective with
             | Elbo -> -(elboPerExample config.Seed 1 v)
             | ImportanceWeighted -> -(importanceWeightedMean config.Seed config.Samples v)
-        net.Fit(data, training, lossAndGradients, validationLoss, this.Terms)
+        net.Fit(data, training, lossAndGradients, validationLoss, this.Terms, this.SavedOptions)
 
     /// The ELBO's terms per example on the rows of `data` (already on this model's device): "kl" and
     /// "reconstruction" (−E_q[log p(x|z)]), estimator B with one sample and this model's seed.
@@ -451,22 +466,8 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
     interface IDisposable with
         member _.Dispose() = (net :> IDisposable).Dispose()
 
-let private likelihoods = [ "bernoulli", Bernoulli; "gaussian", Gaussian ]
-let private estimators = [ "analytic", Analytic; "montecarlo", MonteCarlo ]
-let private name choices value = choices |> List.find (snd >> (=) value) |> fst
-
-let private options (model: VariationalAutoencoder) =
-    let c = model.Config
-    [ "InputSize", ModelFile.ofInt c.InputSize; "LatentSize", ModelFile.ofInt c.LatentSize
-      "HiddenSizes", ModelFile.ofInts c.HiddenSizes; "Likelihood", name likelihoods c.Likelihood
-      "KlEstimator", name estimators c.KlEstimator; "Samples", ModelFile.ofInt c.Samples
-      "Beta", ModelFile.ofFloat c.Beta; "Activation", ModelFile.ofActivation c.Activation
-      "InitStd", ModelFile.ofInit c.Init; "Convolutional", ModelFile.ofImageShape c.Convolutional; "Seed", ModelFile.ofInt c.Seed
-      "Networks", (if model.HasOwnNetworks then "own" else "mlp")
-      "Objective", (match c.Objective with Elbo -> "elbo" | ImportanceWeighted -> "iwae") ]
-
 /// Writes `model` to `path` atomically (a temp file, then a rename).
-let save (path: string) (model: VariationalAutoencoder) = ModelFile.save path Kind (options model) model.Networks
+let save (path: string) (model: VariationalAutoencoder) = ModelFile.save path Kind model.SavedOptions model.Networks
 
 let private configOf (cp: Checkpoint.Checkpoint) (device: string) =
     { InputSize = ModelFile.int cp "InputSize"; LatentSize = ModelFile.int cp "LatentSize"

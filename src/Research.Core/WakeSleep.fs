@@ -30,4 +30,4 @@ let fit (vae: Vae.VariationalAutoencoder) (data: Tensor) (training: Training.Tra
     training.Validation |> Option.iter (fun v -> vae.CheckData("validation", v))
     let loss generator (x: Tensor) = wakeLoss generator vae.Model x + sleepLoss generator vae x.shape.[0]
     let evaluate (v: Tensor) = -(vae.Elbo(v, 1, vae.Config.Seed))
-    vae.Networks.Fit(data, training, Training.byAutograd loss, evaluate, vae.Terms)
+    vae.Networks.Fit(data, training, Training.byAutograd loss, evaluate, vae.Terms, ("Algorithm", "wake-sleep") :: vae.SavedOptions)

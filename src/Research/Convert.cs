@@ -73,6 +73,7 @@ internal static class Convert
             options.Cancellation,
             options.DynamicBinarization,
             options.EarlyStoppingPatience is { } patience ? FSharpOption<int>.Some(patience) : FSharpOption<int>.None,
+            options.CheckpointPath is null ? FSharpOption<string>.None : FSharpOption<string>.Some(options.CheckpointPath),
             options.TensorBoardLogDirectory is null ? FSharpOption<string>.None : FSharpOption<string>.Some(options.TensorBoardLogDirectory));
         var reports = fit(config);
         return new TrainingHistory(reports.Select(ToReport).ToArray());

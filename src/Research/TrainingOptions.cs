@@ -31,6 +31,15 @@ public sealed record TrainingOptions
     /// and end with the weights of the best epoch (<see cref="TrainingHistory.BestEpoch"/>), also when the epochs run out
     /// first. The history keeps every finished epoch. Without <see cref="Validation"/>, an <see cref="ArgumentException"/>.</summary>
     public int? EarlyStoppingPatience { get; init; } = null;
+    /// <summary>Makes the run resumable: after every epoch, Fit writes this file atomically (a temp file, flushed to disk,
+    /// renamed) with the weights, the optimiser state, the random state, the epoch and the history. When the file exists
+    /// as Fit starts, Fit replaces the model's weights with the file's and resumes, and the run ends bit-identical to an
+    /// uninterrupted one (on the CPU, same thread count); the history is the whole run's. The file stays: a later Fit at
+    /// or past <see cref="Epochs"/> loads the final weights and returns without training, a larger Epochs extends the run.
+    /// A file of another model, other data (Validation included) or other BatchSize, LearningRate, Optimizer, Seed,
+    /// WeightDecay, DynamicBinarization or EarlyStoppingPatience, or a damaged one, is an <see cref="InvalidDataException"/>
+    /// naming what differs, and nothing is changed. Epochs, Progress, Cancellation and TensorBoardLogDirectory do not count.</summary>
+    public string? CheckpointPath { get; init; }
     /// <summary>A folder for TensorBoard (<c>tensorboard --logdir</c> it): every epoch's scalars <c>loss/train</c> and
     /// <c>loss/validation</c> and, for a VAE, <c>kl/…</c> and <c>reconstruction/…</c> (the ELBO's two terms per example,
     /// on the first 10,000 training rows and on <see cref="Validation"/>). Created if needed; each <c>Fit</c> adds one
