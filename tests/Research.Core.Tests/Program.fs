@@ -30,12 +30,14 @@ let all = testList "Research.Core" [
     WakeSleepTests.tests
     ReliabilityTests.tests
     DeterminismTests.tests
+    ResumeKillTests.tests
 ]
 
 [<EntryPoint>]
 let main argv =
     match argv with
     // The child mode of the cross-process determinism test (DeterminismTests).
+    | [| "--resume-child"; checkpoint; out |] -> ResumeKillTests.child checkpoint out
     | [| "--determinism-child"; out |] -> DeterminismTests.child out None
     | [| "--determinism-child"; out; "--threads"; n |] -> DeterminismTests.child out (Some(int n))
     | _ -> runTestsWithCLIArgs [ CLIArguments.Sequenced ] argv all
