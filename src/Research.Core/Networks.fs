@@ -110,7 +110,7 @@ type EncoderDecoder(modelName: string, device: torch.Device, encoder: Module, de
                     | Some folder ->
                         let log = TensorBoardLog.progress folder xd vd terms
                         fun report -> log report; training.Progress report
-                let identity = Training.runIdentity { training with Validation = vd } xd @ [ for k, v in architecture -> "model." + k, v ]
+                let identity () = Training.runIdentity { training with Validation = vd } xd @ [ for k, v in architecture -> "model." + k, v ]
                 try Training.fitValidated trainable xd { training with Validation = vd; Progress = progress } identity
                 finally mode false
             finally

@@ -108,16 +108,14 @@ let private makeOptimizer (config: TrainingConfig) (flat: FlatParameters.FlatPar
     | Adam -> Optimisers.adam flat config.LearningRate config.WeightDecay
     | Adagrad -> Optimisers.adagrad flat config.LearningRate config.WeightDecay
 
-/// Trains `model` on the rows of `data` (already validated and on the model's device) with shuffled
-/// minibatches; returns one report per finished epoch. A batch size above the row count trains on
-/// full batches; a last partial batch is used as is.
 /// The checkpoint kind of a resumable run's file.
 [<Literal>]
 let RunKind = "training-run"
 
 /// A cheap fingerprint of a data set: its shape and the SHA-256 of its float32 values.
 let fingerprint (data: Tensor) : string =
-    use values = data.``to``(torch.CPU).to_type(torch.float32).contiguous()
+    use scope = torch.NewDisposeScope()
+    let values = data.``to``(torch.CPU).to_type(torch.float32).contiguous()
     let hash = Security.Cryptography.SHA256.HashData(values.bytes)
     let shape = String.Join("x", data.shape)
     $"{shape}:{Convert.ToHexString(hash).Substring(0, 32)}"
@@ -157,13 +155,17 @@ let private parseHistory (path: string) (text: string) =
                         ExamplesSeen = whole seen; Elapsed = TimeSpan(whole ticks) }
             | _ -> bad () ]
 
+/// Trains `model` on the rows of `data` (already validated and on the model's device) with shuffled
+/// minibatches; returns one report per finished epoch. A batch size above the row count trains on
+/// full batches; a last partial batch is used as is.
 let rec fit (model: ITrainable) (data: Tensor) (config: TrainingConfig) : EpochReport list =
     validate config
-    fitValidated model data config (runIdentity config data)
+    fitValidated model data config (fun () -> runIdentity config data)
 
 /// fit for a configuration that `validate` has passed already (model classes check it once, before any work);
-/// `identity` is what a run checkpoint must match (runIdentity, plus the model's architecture).
-and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingConfig) (identity: (string * string) list) : EpochReport list =
+/// `runIdentity` gives what a run checkpoint must match (Training.runIdentity, plus the model's architecture),
+/// computed only when there is a checkpoint (it hashes the data).
+and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingConfig) (runIdentity: unit -> (string * string) list) : EpochReport list =
     let n = data.shape.[0]
     let batch = min (int64 config.BatchSize) n
     let generator = new torch.Generator(uint64 config.Seed, data.device)
@@ -183,6 +185,7 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
     let mutable seen = 0L
     let mutable epoch = 1
     let mutable elapsedBefore = TimeSpan.Zero
+    let identity = if config.CheckpointPath.IsSome then runIdentity () else []
     // Resuming: everything is checked before anything is changed, then the state of the end of the file's
     // last epoch is restored, so the run continues exactly as the uninterrupted one would have.
     match config.CheckpointPath with
@@ -239,8 +242,8 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
         match config.CheckpointPath with
         | None -> ()
         | Some path ->
-            use state = generator.get_state ()
-            let bytes = state.``to``(torch.CPU).data<byte>().ToArray()
+            use scope = torch.NewDisposeScope()
+            let bytes = generator.get_state().``to``(torch.CPU).data<byte>().ToArray()
             Checkpoint.save path
                 { Kind = RunKind
                   Options =
