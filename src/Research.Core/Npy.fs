@@ -35,9 +35,9 @@ type Header =
       Dtype: Dtype
       /// True when the elements are stored column by column (Fortran order), false for row by row (C order).
       FortranOrder: bool
-      /// Rows and columns.
+      /// The number of rows (the first dimension).
       Rows: int
-      /// Columns.
+      /// The number of columns (the second dimension).
       Columns: int }
 
 let private magic = [| 0x93uy; byte 'N'; byte 'U'; byte 'M'; byte 'P'; byte 'Y' |]
