@@ -77,8 +77,8 @@ let weakenVersionNeed (version: string) (b: byte[]) : bool =
 /// True when the shared object's need for `version` is present and not yet weak.
 let needsPatch (version: string) (b: byte[]) = weakenVersionNeed version (Array.copy b)
 
-/// The files mapped into this process (Linux), from /proc/self/maps.
-let private mappedFiles () =
+/// The distinct files mapped into this process, from /proc/self/maps (empty where there is none).
+let internal mappedFiles () =
     if File.Exists "/proc/self/maps" then
         File.ReadAllLines "/proc/self/maps"
         |> Array.choose (fun line -> let i = line.IndexOf '/' in if i < 0 then None else Some(line.Substring i))

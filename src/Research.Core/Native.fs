@@ -39,15 +39,7 @@ let private isAmd () =
         let text (r: int) = Text.Encoding.ASCII.GetString(BitConverter.GetBytes r)
         text b + text d + text c = "AuthenticAMD"
 
-/// The distinct files mapped into this process, from /proc/self/maps (empty where there is none).
-let private mappedFiles () =
-    if File.Exists "/proc/self/maps" then
-        File.ReadAllLines "/proc/self/maps"
-        |> Array.choose (fun line ->
-            let i = line.IndexOf '/'
-            if i < 0 then None else Some(line.Substring i))
-        |> Array.distinct
-    else [||]
+let private mappedFiles = LibTorchLoader.mappedFiles
 
 let private torchCpuPath () =
     mappedFiles () |> Array.tryFind (fun p -> Path.GetFileName p = "libtorch_cpu.so")

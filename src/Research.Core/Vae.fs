@@ -238,12 +238,15 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
             VaeBackprop.lossAndGradients encoder decoder config.Activation observation config.Samples config.Beta
         | _ -> Training.byAutograd loss
 
+    /// Importance samples per decoder pass for `rows` rows at a time: at most sampleBudget decoder outputs at once.
+    let sampleChunk rows samples = int (max 1L (min (int64 samples) (sampleBudget / (rows * int64 outputs))))
+
     /// The importance-weighted bound with K = `samples`, mean over the rows of `data` (on this device), in
     /// chunks of rows and samples that bound the memory.
     let importanceWeightedMean seed samples (data: Tensor) =
         use generator = new torch.Generator(uint64 seed, device)
         let rows = 100L
-        let chunk = int (max 1L (min (int64 samples) (sampleBudget / (rows * int64 outputs))))
+        let chunk = sampleChunk rows samples
         Training.evaluateInChunks rows (Estimators.importanceWeighted generator samples chunk model) data
 
     /// The importance-weighted estimate of each row's log p(x) and its weights' effective sample size, float64 [n] each.
@@ -251,7 +254,7 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
         use _ = torch.no_grad ()
         use generator = new torch.Generator(uint64 seed, device)
         let rows = 100L
-        let chunk = int (max 1L (min (int64 samples) (sampleBudget / (rows * int64 outputs))))
+        let chunk = sampleChunk rows samples
         let bounds, sizes = ResizeArray<Tensor>(), ResizeArray<Tensor>()
         let mutable start = 0L
         while start < data.shape.[0] do

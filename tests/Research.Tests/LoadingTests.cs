@@ -31,7 +31,8 @@ public sealed class LoadingTests(ITestOutputHelper log)
         foreach (var lib in Research.Core.Native.loadedLibraries()) Console.WriteLine("native: " + lib);
         """;
 
-    private static string Project(string reference) => $"""
+    /// <summary>A console project's file, with <paramref name="reference"/> (a ProjectReference or PackageReference) its only item.</summary>
+    internal static string Project(string reference) => $"""
         <Project Sdk="Microsoft.NET.Sdk">
           <PropertyGroup>
             <OutputType>Exe</OutputType>

@@ -131,19 +131,7 @@ public sealed class PackageTests(PackedFeed packed, ITestOutputHelper log)
                   <fallbackPackageFolders><add key="shared" value="{Subprocess.SharedPackagesFolder}" /></fallbackPackageFolders>
                 </configuration>
                 """);
-            File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""
-                <Project Sdk="Microsoft.NET.Sdk">
-                  <PropertyGroup>
-                    <OutputType>Exe</OutputType>
-                    <TargetFramework>net10.0</TargetFramework>
-                    <ImplicitUsings>enable</ImplicitUsings>
-                    <Nullable>enable</Nullable>
-                  </PropertyGroup>
-                  <ItemGroup>
-                    <PackageReference Include="Research" Version="{version}" />
-                  </ItemGroup>
-                </Project>
-                """);
+            File.WriteAllText(Path.Combine(app, "Consumer.csproj"), LoadingTests.Project($"""<PackageReference Include="Research" Version="{version}" />"""));
             // The program of LoadingTests (PCA and a small VAE, then what was loaded).
             File.WriteAllText(Path.Combine(app, "Program.cs"), LoadingTests.Program);
 
