@@ -1,0 +1,135 @@
+/// Figure 2 at the paper's budget: every curve trained to 10^8 training samples (1667 epochs of 60000
+/// images) through resumable training, so the run (hours on two cores) can be stopped and restarted any
+/// number of times. Each curve keeps, under runs/fig2-paper/: its Fit run checkpoint (weights, Adagrad
+/// state, random states, history), its chosen step size and the points measured so far. The curves
+/// advance in stages (10^7 samples for every curve, then 10^8), so a partial run already gives a whole
+/// figure at the budget it reached.
+module Reproduce.Fig2PaperBudget
+
+open System
+open System.Globalization
+open System.IO
+open TorchSharp
+open Research.Core
+open Reproduce.PaperModels
+
+/// Epochs after which every curve has seen 10^7 and then 10^8 samples of 60000 images.
+let stages = [ 167; 1667 ]
+
+/// The bound after `Epoch` epochs, with the run's cost up to there.
+type Point =
+    { Algorithm: string; Latent: int; Epoch: int; Samples: int64; Train: float; Test: float
+      /// Wall-clock training seconds since the run began, summed over its resumptions (Fit's Elapsed).
+      ElapsedSeconds: float
+      /// Seconds per epoch since the previous point, its evaluations included.
+      SecondsPerEpoch: float
+      /// The process's resident set size when the point was measured.
+      RssMiB: float }
+
+let private inv = CultureInfo.InvariantCulture
+let header = "algorithm,latent,epoch,samples,train_bound,test_bound,elapsed_s,seconds_per_epoch,rss_mib"
+let private toLine p =
+    String.Join(",", p.Algorithm, string p.Latent, string p.Epoch, string p.Samples, p.Train.ToString("R", inv),
+                p.Test.ToString("R", inv), p.ElapsedSeconds.ToString("F1", inv), p.SecondsPerEpoch.ToString("F3", inv), p.RssMiB.ToString("F1", inv))
+let private ofLine (l: string) =
+    let c = l.Split ','
+    { Algorithm = c.[0]; Latent = int c.[1]; Epoch = int c.[2]; Samples = int64 c.[3]; Train = Double.Parse(c.[4], inv)
+      Test = Double.Parse(c.[5], inv)
+      ElapsedSeconds = Double.Parse(c.[6], inv); SecondsPerEpoch = Double.Parse(c.[7], inv); RssMiB = Double.Parse(c.[8], inv) }
+
+/// Reads a points CSV (as this module writes it).
+let read (file: string) = File.ReadAllLines file |> Array.skip 1 |> Array.map ofLine |> List.ofArray
+
+let private writeText (file: string) (text: string) =
+    AtomicFile.write file (fun s ->
+        // AtomicFile flushes and closes the stream itself.
+        use w = new StreamWriter(s, Text.UTF8Encoding false, 65536, true)
+        w.Write text)
+
+/// Writes a points CSV atomically.
+let write (file: string) (points: Point seq) = writeText file (String.Join("\n", Seq.append [ header ] (Seq.map toLine points)) + "\n")
+
+/// The epochs at which the bounds are measured: the first ten, then about ten per decade of samples, every
+/// 50th, and each stage's end; a few dozen evaluations of 20000 images in a run of 1667 epochs.
+let isMeasured (epoch: int) =
+    let logSpaced = Seq.init 33 (fun k -> int (Math.Round(10.0 ** (float k / 10.0)))) |> Set.ofSeq
+    epoch <= 10 || logSpaced.Contains epoch || epoch % 50 = 0 || List.contains epoch stages
+
+/// The resident set size of this process (Linux /proc; NaN elsewhere).
+let rssMiB () =
+    try
+        File.ReadAllLines "/proc/self/status"
+        |> Array.find (fun l -> l.StartsWith "VmRSS:")
+        |> fun l -> float (l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[1]) / 1024.0
+    with _ -> nan
+
+/// The folder of one curve's run state.
+let folder (cache: string) (algorithm: Algorithm) (latent: int) =
+    Path.Combine(cache, "fig2-paper", $"{name algorithm}-z{latent}-h{Fig2Bound.hidden}")
+
+/// Advances one curve to `epochs` (resuming its run checkpoint) and returns its points up to there.
+let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorithm) (latent: int) (train: torch.Tensor) (test: torch.Tensor) =
+    let dir = folder cache algorithm latent
+    Directory.CreateDirectory dir |> ignore
+    let pointsFile = Path.Combine(dir, "points.csv")
+    let saved = if File.Exists pointsFile then read pointsFile else []
+    if saved |> List.exists (fun p -> p.Epoch = epochs) then saved |> List.filter (fun p -> p.Epoch <= epochs)
+    else
+        // The step size is chosen once and kept: a rerun of the search could break a near-tie differently.
+        let lrFile = Path.Combine(dir, "step-size.txt")
+        let lr =
+            if File.Exists lrFile then Double.Parse(File.ReadAllText lrFile, inv)
+            else
+                let lr = stepSize searchRows algorithm latent Fig2Bound.hidden train
+                writeText lrFile (lr.ToString("R", inv))
+                lr
+        Log.line $"{name algorithm}, N_z = {latent}: step size {lr}, to epoch {epochs} ({int64 epochs * train.shape.[0]:N0} samples); resuming from {dir}"
+        use model = vae latent Fig2Bound.hidden
+        use trainScored = train.narrow(0L, 0L, min Fig2Bound.scoredRows train.shape.[0])
+        use testScored = test.narrow(0L, 0L, min Fig2Bound.scoredRows test.shape.[0])
+        // Points from before the checkpoint's epoch survive a crash; any later ones are measured again
+        // (the resumed run is bit-identical, so they come out the same).
+        let points = ResizeArray<Point>(saved)
+        let progress (r: Training.EpochReport) =
+            points.RemoveAll(fun p -> p.Epoch >= r.Epoch) |> ignore
+            if isMeasured r.Epoch then
+                let elapsed = r.Elapsed.TotalSeconds
+                let prevEpoch, prevElapsed = if points.Count = 0 then 0, 0.0 else points.[points.Count - 1].Epoch, points.[points.Count - 1].ElapsedSeconds
+                let p = { Algorithm = name algorithm; Latent = latent; Epoch = r.Epoch; Samples = r.ExamplesSeen
+                          Train = model.Elbo(trainScored, 1, 0); Test = model.Elbo(testScored, 1, 0)
+                          ElapsedSeconds = elapsed; SecondsPerEpoch = (elapsed - prevElapsed) / float (r.Epoch - prevEpoch)
+                          RssMiB = rssMiB () }
+                points.Add p
+                write pointsFile points
+                Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch, RSS {p.RssMiB:F0} MiB"
+        let config = { adagrad train.shape.[0] lr epochs with Progress = progress; CheckpointPath = Some (Path.Combine(dir, "run.checkpoint")) }
+        fit algorithm model train config |> ignore
+        List.ofSeq points
+
+/// Advances every curve stage by stage (all to 10^7 samples, then all to 10^8), writing `results`/
+/// fig2_bound_paper_budget.csv and `figures`/fig2_bound_paper_budget.png after each curve, so that the
+/// files always show what has been reached. Returns the paths and the points.
+let run (cache: string) (results: string) (figures: string) (searchRows: int64) (train: torch.Tensor) (test: torch.Tensor) =
+    let runs = [ for latent in Fig2Bound.latentSizes do for algorithm in [ Aevb; WakeSleep ] -> latent, algorithm ]
+    Directory.CreateDirectory results |> ignore
+    let csv = Path.Combine(results, "fig2_bound_paper_budget.csv")
+    let png = Path.Combine(figures, "fig2_bound_paper_budget.png")
+    let latest = Collections.Generic.Dictionary<int * Algorithm, Point list>()
+    let publish () =
+        let points = [ for r in runs do match latest.TryGetValue r with | true, ps -> yield! ps | _ -> () ]
+        write csv points
+        let panel latent (plot: ScottPlot.Plot) =
+            let mine = points |> List.filter (fun p -> p.Latent = latent)
+            let reached = if mine.IsEmpty then 0L else mine |> List.map (fun p -> p.Samples) |> List.max
+            Curves.drawPanel plot $"MNIST, N_z = {latent} (to {float reached:G3} samples)" "lower bound per datapoint (nats)"
+                mine (fun p -> p.Algorithm, p.Samples, p.Train, p.Test)
+        Plots.panels png [ for latent in Fig2Bound.latentSizes -> panel latent ] 3 620 460 |> ignore
+        points
+    let total = stages.Length * runs.Length
+    let mutable points = []
+    for s, epochs in List.indexed stages do
+        for i, (latent, algorithm) in List.indexed runs do
+            Log.fraction (s * runs.Length + i) total
+            latest.[(latent, algorithm)] <- curve cache searchRows epochs algorithm latent train test
+            points <- publish ()
+    [ csv; png ], points
