@@ -84,3 +84,12 @@ let asLatentVariableModel (model: PpcaModel) : Estimators.LatentVariableModel =
     let logSigma2 = torch.tensor(Math.Log model.Sigma2, dtype = torch.float64, device = model.W.device)
     { Encode = posterior model
       LogLikelihood = fun z x -> Likelihood.gaussian (z.matmul(model.W.T) + model.Mean) logSigma2 (x.to_type(torch.float64)) }
+
+/// n rows drawn from the model, x = W z + μ + σ ε, float64 [n,P], from `generator` (CPU).
+let sample (model: PpcaModel) (n: int) (generator: torch.Generator) : Tensor =
+    if n < 1 then raise (ArgumentOutOfRangeException("n", n, "At least one row."))
+    let p, k = model.W.shape.[0], model.W.shape.[1]
+    use z = torch.randn([| int64 n; k |], dtype = torch.float64, generator = generator)
+    use eps = torch.randn([| int64 n; p |], dtype = torch.float64, generator = generator)
+    use signal = z.matmul(model.W.T)
+    signal + model.Mean + eps * sqrt model.Sigma2

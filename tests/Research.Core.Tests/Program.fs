@@ -18,6 +18,7 @@ let all = testList "Research.Core" [
     IdxTests.tests
     MatFileTests.tests
     LinearAeTests.tests
+    LinearVaeTests.tests
     OptimisersTests.tests
     VaeBackpropTests.tests
     TrainingTests.tests

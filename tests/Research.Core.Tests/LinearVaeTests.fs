@@ -1,0 +1,56 @@
+/// Lucas et al. (2019): the linear VAE with one shared decoder variance is probabilistic PCA's model, so
+/// trained to its optimum it reaches PPCA's closed-form maximum likelihood, and its ELBO is tight there.
+module Research.Core.Tests.LinearVaeTests
+
+open Expecto
+open TorchSharp
+open Research.Core
+
+/// A PPCA model of 8 dimensions with 2 latent ones, and 1000 rows drawn from it (float32).
+let private simulated (seed: int) =
+    use g = new torch.Generator(uint64 seed)
+    let truth : ProbabilisticPca.PpcaModel =
+        { Mean = torch.randn([| 8L |], dtype = torch.float64, generator = g)
+          W = torch.randn([| 8L; 2L |], dtype = torch.float64, generator = g) * 1.5
+          Sigma2 = 0.25 }
+    use x = ProbabilisticPca.sample truth 1000 g
+    x.to_type(torch.float32)
+
+/// Minibatch Adam with a decreasing step size to get close, then full batches, so that minibatch noise
+/// does not hold the encoder's variance away from the optimum.
+let train (vae: Vae.VariationalAutoencoder) (x: torch.Tensor) =
+    for lr, batch in [ 3e-2, 50; 1e-2, 50; 3e-3, int x.shape.[0]; 1e-3, int x.shape.[0] ] do
+        vae.Fit(x, { Training.defaults with LearningRate = lr; Epochs = 100; BatchSize = batch }) |> ignore
+
+let tests =
+    testList "LinearVae" [
+        test "the linear VAE reaches PPCA's maximum log-likelihood and its ELBO is tight there" {
+            use x = simulated 5
+            let ppca = ProbabilisticPca.fit x 2
+            let exact = ProbabilisticPca.meanLogLikelihood ppca x
+            use vae = LinearVae.create 8 2 1
+            let before = vae.Elbo(x, 10, 0)
+            train vae x
+            let elbo = vae.Elbo(x, 100, 0)
+            let logP = vae.LogLikelihood(x, 1000, 0)
+            let sigma2 =
+                match vae.Networks.Decoder with
+                | :? LinearVae.SharedVarianceDecoder as d -> float (d.LogVariance.exp().item<float32> ())
+                | _ -> failwith "the linear VAE's decoder"
+            Expect.isLessThan before (exact - 1.0) "untrained, the bound is far below the maximum"
+            // No model of this class beats the ML fit; the IW estimate is below log p in expectation.
+            Expect.isLessThan logP (exact + 0.005) "log p(x) is at most PPCA's maximum"
+            Expect.isGreaterThan logP (exact - 0.01) "log p(x) reaches PPCA's maximum (within 0.01 nats)"
+            Expect.isGreaterThan elbo (logP - 0.02) "the ELBO is tight at the optimum (within 0.02 nats)"
+            Expect.floatClose { absolute = 0.0; relative = 0.05 } sigma2 ppca.Sigma2 "the shared variance is PPCA's σ²"
+        }
+        test "the shared-variance decoder lays out [means, log-variances] and has one variance parameter" {
+            use d = new LinearVae.SharedVarianceDecoder(torch.nn.Linear(2L, 3L), -1.0)
+            use z = torch.zeros(4L, 2L)
+            use y = d.forward z
+            Expect.sequenceEqual y.shape [| 4L; 6L |] "[n, 2·outputs]"
+            use tail = y.narrow(1L, 3L, 3L)
+            Expect.isTrue (tail.eq(torch.tensor(-1.0f)).all().item<bool> ()) "the log-variances"
+            Expect.equal (Seq.length (d.parameters ())) 3 "weight, bias, log-variance"
+        }
+    ]
