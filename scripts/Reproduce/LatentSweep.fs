@@ -18,7 +18,9 @@ let quick = { Sizes = [ 2; 20 ]; LinearEpochs = 1; DeepEpochs = 1; VaeEpochs = 1
 /// One latent size's figures.
 type Row =
     { Latent: int; PcaMse: float; LinearMse: float; LinearAngle: float; DeepMse: float; VaeMse: float
-      VaeElbo: float; VaeLogLikelihood: float }
+      VaeElbo: float; VaeLogLikelihood: float
+      /// Latent dimensions whose posterior mean varies over the test set (Burda et al.'s Cov_x E_q[z_j|x] > 10⁻²).
+      VaeActiveUnits: int }
 
 let private log = Log.line
 
@@ -35,6 +37,9 @@ let private vaeMse (vae: Vae.VariationalAutoencoder) (x: torch.Tensor) =
     use r = vae.Reconstruct x
     use xd = x.``to``(r.device)
     torch.nn.functional.mse_loss(r, xd).item<float32> () |> float
+
+/// Burda et al.'s threshold on the variance of a posterior mean over the data for an active unit.
+let activeThreshold = 1e-2
 
 /// Trains (or loads from `cache`) every model of the sweep and measures it on `test`.
 let run (budget: Budget) (cache: string) (train: torch.Tensor) (test: torch.Tensor) : Row list =
@@ -55,7 +60,8 @@ let run (budget: Budget) (cache: string) (train: torch.Tensor) (test: torch.Tens
           DeepMse = deep.ReconstructionError test
           VaeMse = vaeMse vae test
           VaeElbo = vae.Elbo(test, 1, 0)
-          VaeLogLikelihood = vae.LogLikelihood(scored, budget.ImportanceSamples, 0) } ]
+          VaeLogLikelihood = vae.LogLikelihood(scored, budget.ImportanceSamples, 0)
+          VaeActiveUnits = vae.ActiveUnits(test, activeThreshold) } ]
 
 /// Writes latent_sweep.csv and .md to `results` and latent_sweep.png (test MSE against latent size)
 /// to `figures`. Returns the paths.
@@ -65,19 +71,19 @@ let write (budget: Budget) (testCount: int64) (results: string) (figures: string
     let f (v: float) = v.ToString("G6", inv)
     let csv = Path.Combine(results, "latent_sweep.csv")
     File.WriteAllLines(csv,
-        "latent,pca_mse,linear_ae_mse,linear_ae_max_angle_deg,deep_ae_mse,vae_mse,vae_test_elbo,vae_iw_log_likelihood"
-        :: [ for r in rows -> String.Join(",", [ string r.Latent; f r.PcaMse; f r.LinearMse; f r.LinearAngle; f r.DeepMse; f r.VaeMse; f r.VaeElbo; f r.VaeLogLikelihood ]) ])
+        "latent,pca_mse,linear_ae_mse,linear_ae_max_angle_deg,deep_ae_mse,vae_mse,vae_test_elbo,vae_iw_log_likelihood,vae_active_units"
+        :: [ for r in rows -> String.Join(",", [ string r.Latent; f r.PcaMse; f r.LinearMse; f r.LinearAngle; f r.DeepMse; f r.VaeMse; f r.VaeElbo; f r.VaeLogLikelihood; string r.VaeActiveUnits ]) ])
     let md = Path.Combine(results, "latent_sweep.md")
     File.WriteAllLines(md,
-        [ "| N_z | PCA MSE | linear AE MSE | linear AE vs PCA, largest angle (°) | deep AE MSE | VAE MSE | VAE test ELBO (nats) | VAE log p(x), IW (nats) |"
-          "|---:|---:|---:|---:|---:|---:|---:|---:|" ]
-        @ [ for r in rows -> $"| {r.Latent} | {f r.PcaMse} | {f r.LinearMse} | {f r.LinearAngle} | {f r.DeepMse} | {f r.VaeMse} | {f r.VaeElbo} | {f r.VaeLogLikelihood} |" ]
-        @ [ ""; $"MSE: mean squared error per pixel on the {testCount} test images. Linear AE: {Plots.epochs budget.LinearEpochs}; deep AE 784-256-64-N_z: {Plots.epochs budget.DeepEpochs}; VAE 784-400-N_z: {Plots.epochs budget.VaeEpochs}; all Adam 1e-3, minibatches of 128. IW: K = {budget.ImportanceSamples} importance samples on the first {budget.ScoredImages} test images." ])
+        [ "| N_z | PCA MSE | linear AE MSE | linear AE vs PCA, largest angle (°) | deep AE MSE | VAE MSE | VAE test ELBO (nats) | VAE log p(x), IW (nats) | VAE active units |"
+          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" ]
+        @ [ for r in rows -> $"| {r.Latent} | {f r.PcaMse} | {f r.LinearMse} | {f r.LinearAngle} | {f r.DeepMse} | {f r.VaeMse} | {f r.VaeElbo} | {f r.VaeLogLikelihood} | {r.VaeActiveUnits} of {r.Latent} |" ]
+        @ [ ""; $"MSE: mean squared error per pixel on the {testCount} test images. Linear AE: {Plots.epochs budget.LinearEpochs}; deep AE 784-256-64-N_z: {Plots.epochs budget.DeepEpochs}; VAE 784-400-N_z: {Plots.epochs budget.VaeEpochs}; all Adam 1e-3, minibatches of 128. IW: K = {budget.ImportanceSamples} importance samples on the first {budget.ScoredImages} test images. Active units: latent dimensions j with Cov_x(E_q[z_j|x]) > {activeThreshold} over the test images (Burda et al. 2016)." ])
     let xs = rows |> List.map (fun r -> float r.Latent) |> Array.ofList
     let series name pick = name, xs, rows |> List.map pick |> Array.ofList
     let png =
-        Plots.lineLogX (Path.Combine(figures, "latent_sweep.png"))
-            "Test reconstruction error against latent size (MNIST)" "latent size N_z (log scale)" "MSE per pixel"
+        Plots.lineLogXTicksAt (Path.Combine(figures, "latent_sweep.png"))
+            "Test reconstruction error against latent size (MNIST)" "latent size N_z (log scale)" "MSE per pixel" (List.ofArray xs)
             [ series "PCA" (fun r -> r.PcaMse); series "linear AE" (fun r -> r.LinearMse)
               series "deep AE 784-256-64-N_z" (fun r -> r.DeepMse); series "VAE 784-400-N_z (posterior mean)" (fun r -> r.VaeMse) ]
     [ csv; md; png ]

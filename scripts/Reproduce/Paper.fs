@@ -74,7 +74,71 @@ let private sweepClaims (results: string) =
                + "still differ from it by a large angle; Baldi & Hornik's result is about the optimum, and after a fixed number of "
                + "epochs the angle measures how far training is from it along these weakly determined directions. The per-size figures:"
            else ", as Baldi & Hornik's result predicts for the optimum. The per-size figures:")
-    summary + "\n\n" + String.Join("\n", sweep |> Array.map line)
+    let active =
+        rows "latent_sweep.csv"
+        |> Array.map (fun c -> $"{c.[8]} of {c.[0]}")
+    let sizes = String.Join(", ", sweep |> Array.map (fun (k, _, _, _) -> string k))
+    let unused = rows "latent_sweep.csv" |> Array.filter (fun c -> int c.[8] < int c.[0]) |> Array.map (fun c -> c.[0])
+    let unusedList = String.Join(", ", unused)
+    let activeText =
+        "\n\nThe VAE's active units (latent dimensions whose posterior mean varies over the test set by more than "
+        + $"{LatentSweep.activeThreshold}, Burda et al.'s criterion) at N_z = {sizes}: "
+        + String.Join(", ", active) + "."
+        + (if unused.Length = 0 then " Every latent dimension is active at every size."
+           else $" At N_z = {unusedList} some dimensions are inactive: their posterior stays at the prior, so the VAE uses fewer dimensions than it is given.")
+    summary + "\n\n" + String.Join("\n", sweep |> Array.map line) + activeText
+
+/// The paper's Figure 2 end values at 10^8 samples, read approximately from its plot (nats, low–high).
+let private paperFig2 = Map.ofList [ 3, (-130.0, -125.0); 5, (-115.0, -110.0); 10, (-105.0, -100.0); 20, (-100.0, -95.0); 200, (-100.0, -95.0) ]
+
+/// The section on Figure 2 at the paper's budget, from results/fig2_bound_paper_budget.csv when a
+/// `reproduce --paper-budget` run has written it (possibly part of the way); empty otherwise.
+let private paperBudgetSection (results: string) =
+    let file = Path.Combine(results, "fig2_bound_paper_budget.csv")
+    if not (File.Exists file) then ""
+    else
+        let points = Fig2PaperBudget.read file
+        let curves = points |> List.groupBy (fun p -> p.Latent, p.Algorithm) |> List.sortBy fst
+        let rows =
+            [ for (latent, algorithm), ps in curves ->
+                let last = ps |> List.maxBy (fun p -> p.Epoch)
+                let first = ps |> List.minBy (fun p -> p.Epoch)
+                let rssMax = ps |> List.map (fun p -> p.RssMiB) |> List.max
+                let perEpoch = ps |> List.filter (fun p -> p.Epoch > 1) |> List.map (fun p -> p.SecondsPerEpoch) |> List.sort
+                let median = if perEpoch.IsEmpty then last.SecondsPerEpoch else perEpoch.[perEpoch.Length / 2]
+                let growth = 100.0 * (rssMax / first.RssMiB - 1.0)
+                let lo, hi = paperFig2.[latent]
+                let inRange = if last.Samples >= 100_000_000L then (if last.Test >= lo && last.Test <= hi then "inside" elif last.Test > hi then "above" else "below") else "not yet at 10⁸"
+                $"| {latent} | {algorithm} | {float last.Samples:G3} | {last.Train:F2} | {last.Test:F2} | {lo:F0} … {hi:F0} | {inRange} | {median:F2} | {first.RssMiB:F0} → {rssMax:F0} ({growth:F1}%%) | {last.ElapsedSeconds / 3600.0:F2} |" ]
+        let reached = points |> List.map (fun p -> p.Samples) |> List.min
+        let complete = curves |> List.forall (fun (_, ps) -> ps |> List.exists (fun p -> p.Samples >= 100_000_000L))
+        let aevbAbove =
+            [ for latent in curves |> List.map (fst >> fst) |> List.distinct do
+                let final alg = curves |> List.tryFind (fun ((l, a), _) -> l = latent && a = alg) |> Option.map (fun (_, ps) -> ps |> List.maxBy (fun p -> p.Epoch))
+                match final "AEVB", final "Wake-sleep" with
+                | Some a, Some w when a.Epoch = w.Epoch ->
+                    let above = if a.Test > w.Test then "AEVB above" else "wake-sleep above"
+                    yield $"N_z = {latent}: AEVB {a.Test:F2} against wake-sleep {w.Test:F2} at {float a.Samples:G3} samples ({above})"
+                | _ -> () ]
+        let status =
+            if complete then "Every curve reached the paper's 10⁸ training samples."
+            else $"The run is not finished: it is resumable, and every curve has reached at least {float reached:G3} samples so far (the table gives each curve's own budget); rerun `dotnet fsi build.fsx reproduce --paper-budget` to continue."
+        $"""### Figure 2 at the paper's budget
+
+![Figure 2 at the paper's budget](figures/fig2_bound_paper_budget.png)
+
+Trained by `dotnet fsi build.fsx reproduce --paper-budget`: the same models and optimiser as above, each curve
+to 1667 epochs of 60000 images (1.0·10⁸ samples), through resumable training (a run checkpoint after every
+epoch, so the run survives being stopped). {status} The train bound is measured on the first
+{Fig2Bound.scoredRows} training images, the test bound on the test set, at about ten epochs per decade of samples.
+The paper's end values are read approximately from its Figure 2.
+
+| N_z | algorithm | samples | train bound | test bound | paper at 10⁸ (approx.) | ours vs the paper | s/epoch (median) | RSS first → max (MiB) | hours |
+|---:|---|---:|---:|---:|---|---|---:|---|---:|
+{String.Join("\n", rows)}
+
+{String.Join("; ", aevbAbove)}.
+"""
 
 /// Writes `paper`/paper.md. `tables` are the generated Markdown tables (relative to `paper`).
 let write (paper: string) (command: string) (fig2Points: Fig2Bound.Point list) (fig2: Fig2Bound.Budget) (fig3Sizes: string) (fig3Budget: int64) (fig3K: int) (trainSize: int64) (testSize: int64) =
@@ -126,6 +190,7 @@ training images, the test bound on the {testSize} test images, after every epoch
 
 {overfit}
 
+{paperBudgetSection (Path.Combine(paper, "results"))}
 ### Figure 3: marginal log-likelihood against training samples
 
 ![Figure 3](figures/fig3_marginal.png)

@@ -108,11 +108,17 @@ let drawLinesLogX (plot: Plot) (title: string) (xLabel: string) (yLabel: string)
     plot.YLabel yLabel
     plot.ShowLegend(Alignment.LowerRight) |> ignore
 
-/// Saves a line plot with a logarithmic x axis (see drawLinesLogX). Returns the path.
-let lineLogX (path: string) (title: string) (xLabel: string) (yLabel: string) (series: (string * float[] * float[]) list) =
+/// Saves a line plot with a logarithmic x axis (see drawLinesLogX) whose ticks are exactly `ticks` (the
+/// measured x values, say, where one tick per decade would leave a single label) and whose legend sits to
+/// the right of the data, covering none of it. Returns the path.
+let lineLogXTicksAt (path: string) (title: string) (xLabel: string) (yLabel: string) (ticks: float list) (series: (string * float[] * float[]) list) =
     use plot = new Plot()
     drawLinesLogX plot title xLabel yLabel series
-    save path 800 500 plot
+    let manual = TickGenerators.NumericManual()
+    for t in ticks do manual.AddMajor(Math.Log10 t, t.ToString(Globalization.CultureInfo.InvariantCulture))
+    plot.Axes.Bottom.TickGenerator <- manual
+    plot.ShowLegend(Edge.Right) |> ignore
+    save path 1000 500 plot
     path
 
 /// Saves several plots, each drawn by its own function, as panels of one PNG, `panelColumns` per row,
