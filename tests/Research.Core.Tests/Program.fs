@@ -32,7 +32,11 @@ let all = testList "Research.Core" [
     ReliabilityTests.tests
     DeterminismTests.tests
     ResumeKillTests.tests
+    SoakTests.tests
 ]
+
+/// Tests too long for every run (minutes each): `--long` runs them instead of `all`.
+let long = testList "Research.Core" [ SoakTests.longTests ]
 
 [<EntryPoint>]
 let main argv =
@@ -41,4 +45,6 @@ let main argv =
     | [| "--resume-child"; checkpoint; out |] -> ResumeKillTests.child checkpoint out
     | [| "--determinism-child"; out |] -> DeterminismTests.child out None
     | [| "--determinism-child"; out; "--threads"; n |] -> DeterminismTests.child out (Some(int n))
+    | _ when Array.contains "--long" argv ->
+        runTestsWithCLIArgs [ CLIArguments.Sequenced ] (argv |> Array.filter ((<>) "--long")) long
     | _ -> runTestsWithCLIArgs [ CLIArguments.Sequenced ] argv all
