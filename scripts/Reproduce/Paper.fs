@@ -145,6 +145,7 @@ let write (paper: string) (command: string) (fig2Points: Fig2Bound.Point list) (
     let table name = File.ReadAllText(Path.Combine(paper, "results", name)).TrimEnd()
     let claims, overfit = fig2Claims fig2Points
     let sweep = sweepClaims (Path.Combine(paper, "results"))
+    let linearVae = if File.Exists(Path.Combine(paper, "results", "linear_vae_ppca.md")) then table "linear_vae_ppca.md" else ""
     let date = DateTime.UtcNow.ToString "yyyy-MM-dd"
     let text = $"""# Auto-Encoding Variational Bayes, reproduced in .NET
 
@@ -211,6 +212,8 @@ the importance-weighted estimate with K = {fig3K} on 1000 images (the paper used
 ### PCA, linear AE, deep AE and VAE
 
 {table "comparison.md"}
+
+{linearVae}
 
 {table "latent_sweep.md"}
 
