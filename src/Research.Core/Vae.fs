@@ -173,8 +173,9 @@ let private ownNetworks (c: VaeConfig) (encoder: Networks.Module) (decoder: Netw
     net
 
 /// A VAE: an encoder x ↦ [μ, log σ²] of q(z|x) and a decoder z ↦ the parameters of p(x|z). The networks are
-/// the library's MLPs (trained with the closed-form gradient of VaeBackprop under estimator B) or research
-/// code's own TorchSharp modules (trained through autograd); every member works the same with either.
+/// the library's MLPs (trained with the closed-form gradients of VaeBackprop on the ELBO under estimator B and
+/// on the IWAE bound) or research code's own TorchSharp modules (trained through autograd); every member works
+/// the same with either.
 type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDecoder, own: bool) =
     let d = config.LatentSize
     let device = net.Device
@@ -228,15 +229,17 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
             (t.Kl * config.Beta - t.Reconstruction).mean()
         | ImportanceWeighted -> -(Estimators.iwae generator config.Samples model x).mean()
 
-    /// The loss and its gradients for one step: the library's MLPs on the ELBO with estimator B have a
-    /// closed-form gradient (VaeBackprop); everything else (estimator A, the IWAE bound, convolutional or
-    /// research code's own networks) goes through autograd.
+    /// The loss and its gradients for one step, the fast path chosen automatically when it applies: the
+    /// library's MLPs on the ELBO with estimator B, or on the IWAE bound (which has no KL term, so either
+    /// estimator), have a closed-form gradient (VaeBackprop) that equals autograd's; everything else
+    /// (estimator A on the ELBO, convolutional or research code's own networks) goes through autograd.
     let lossAndGradients =
-        match config.KlEstimator with
-        | Analytic when not own && config.Convolutional.IsNone && config.Objective = Elbo ->
-            let observation = match config.Likelihood with Bernoulli -> VaeBackprop.BernoulliLogits | Gaussian -> VaeBackprop.GaussianMeanLogVar
-            VaeBackprop.lossAndGradients encoder decoder config.Activation observation config.Samples config.Beta
-        | _ -> Training.byAutograd loss
+        let observation = match config.Likelihood with Bernoulli -> VaeBackprop.BernoulliLogits | Gaussian -> VaeBackprop.GaussianMeanLogVar
+        match config.Objective, config.KlEstimator with
+        | _ when own || config.Convolutional.IsSome -> Training.byAutograd loss
+        | Elbo, Analytic -> VaeBackprop.lossAndGradients encoder decoder config.Activation observation config.Samples config.Beta
+        | ImportanceWeighted, _ -> VaeBackprop.iwaeLossAndGradients encoder decoder config.Activation observation config.Samples
+        | Elbo, MonteCarlo -> Training.byAutograd loss
 
     /// Importance samples per decoder pass for `rows` rows at a time: at most sampleBudget decoder outputs at once.
     let sampleChunk rows samples = int (max 1L (min (int64 samples) (sampleBudget / (rows * int64 outputs))))
@@ -301,8 +304,9 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
     member _.Model = model
 
     /// What Fit does to one minibatch (on this model's device) before the optimiser step: returns the
-    /// β-weighted −ELBO per example, after putting its gradient into the parameters' gradients (written
-    /// over them for estimator B, added to them through autograd for A; Fit zeroes them first).
+    /// β-weighted −ELBO per example (or the negative IWAE bound), after putting its gradient into the
+    /// parameters' gradients (written over them by the closed-form paths, added to them through autograd
+    /// otherwise; Fit zeroes them first).
     member _.LossAndGradients(generator: torch.Generator, batch: Tensor) : Tensor =
         net.ThrowIfDisposed()
         lossAndGradients generator batch
