@@ -22,6 +22,10 @@ open Research.Core.Interop
 type Config =
     { /// HMC chains per example. Each stage's L = Chains × Transitions samples come from all of them.
       Chains: int
+      /// Prior draws per example from which the chains start: Chains of them resampled in proportion to
+      /// p(x|z) (sampling–importance–resampling), so that every chain starts where the posterior has its
+      /// mass; 1 starts the chains at plain prior draws.
+      Candidates: int
       /// Transitions from the prior before any sample is kept, the step size adapting during them.
       WarmUp: int
       /// Transitions per stage after the warm-up, each chain giving one sample per transition: stage 1 (the
@@ -34,15 +38,17 @@ type Config =
       /// How the step size (one per example) follows the mean acceptance of that example's chains during the
       /// warm-up; it is fixed afterwards, so that the sampling stages leave the posterior invariant.
       Adaptation: Hmc.Adaptation
-      /// Examples sampled together: at most Chunk·Chains decoder rows per evaluation.
+      /// Examples sampled together: at most Chunk·Chains decoder rows per HMC evaluation, Chunk·Candidates
+      /// for the start.
       Chunk: int }
 
-/// 10 chains per example, 50 warm-up transitions, 2 × 20 sampling transitions (L = 200 per stage), 10
+/// 10 chains per example started from 200 prior draws, 100 warm-up transitions, 2 × 20 sampling transitions (L = 200 per stage), 10
 /// leapfrog steps per transition as in the paper's MCEM, ε₀ = 0.05 adapted towards 65% acceptance (the
 /// optimum for HMC, Beskos et al. 2013) by e^(±0.05) a transition, 100 examples at a time. The rate is above
 /// Hmc.defaultAdaptation's 0.02 so that 50 transitions can move ε by a factor of up to e^2.5 ≈ 12.
 let defaults =
     { Chains = 10
+      Candidates = 200
       WarmUp = 100
       Transitions = 20
       LeapfrogSteps = 10
@@ -65,6 +71,7 @@ type Estimate =
 /// Checks the settings (ArgumentException, or its ArgumentOutOfRangeException, naming the field).
 let validate (config: Config) =
     Validate.positive "Chains" config.Chains
+    Validate.positive "Candidates" config.Candidates
     Validate.positive "Transitions" config.Transitions
     Validate.positive "LeapfrogSteps" config.LeapfrogSteps
     Validate.positive "Chunk" config.Chunk
@@ -119,6 +126,24 @@ let private sample (generator: torch.Generator) (target: Tensor -> Tensor) (step
         point <- t.Point
     point, torch.cat(positions.ToArray(), 0L), torch.cat(densities.ToArray(), 0L), acceptance
 
+/// The chains' start [C,b,D] for a chunk x [b,P]: `candidates` prior draws per example, of which `chains` are
+/// drawn with replacement in proportion to p(x|z). A chain that started in a region of negligible posterior
+/// mass and had not left it would dominate the estimate (its samples have a small p(x, z) and a large
+/// ratio q(z)/p(x, z)); resampling starts them all near the posterior's mass, and HMC then leaves the
+/// posterior invariant whatever the start.
+let private start (generator: torch.Generator) (chains: int) (candidates: int) (latentSize: int) (logLikelihood: Tensor -> Tensor -> Tensor) (x: Tensor) =
+    let count = x.shape.[0]
+    let draw (n: int) = torch.randn([| int64 n; count; int64 latentSize |], dtype = x.dtype, device = x.device, generator = generator)
+    if candidates = 1 then draw chains
+    else
+        let z = draw candidates
+        let logW = logLikelihood z x // [M,b]
+        let probabilities = logW.T.to_type(torch.float64).softmax(1L) // [b,M]
+        let picked = torch.multinomial(probabilities, chains, replacement = true, generator = generator) // [b,C]
+        let rows = torch.arange(count, device = x.device).unsqueeze(1L).expand(count, int64 chains)
+        // z [M,b,D] at (picked, row) → [b,C,D] → [C,b,D].
+        z.permute(1L, 0L, 2L).index(rows, picked).permute(1L, 0L, 2L).contiguous()
+
 /// The three stages on the chains z0 [C,b,D] of one chunk of examples x [b,P].
 let private estimateChunk (generator: torch.Generator) (config: Config) (logLikelihood: Tensor -> Tensor -> Tensor) (z0: Tensor) (x: Tensor) =
     // log p(x, z) = log p(z) + log p(x|z): the unnormalised posterior, whose gradient HMC follows.
@@ -154,9 +179,9 @@ let private estimateChunk (generator: torch.Generator) (config: Config) (logLike
     scope.MoveToOuter(logMarginal), scope.MoveToOuter(ess), scope.MoveToOuter(rate), scope.MoveToOuter(stepSize.to_type(torch.float64))
 
 /// The Appendix D estimate of log p(x) for each row of x [B,P] (float64 results [B]). Every example's
-/// `Chains` chains start from the prior, z ~ N(0, I_latentSize) drawn from `generator` on x's dtype and
-/// device, so the estimate does not use the encoder (model.Encode is never called); only
-/// model.LogLikelihood (z [C,b,D] → x [b,P] → [C,b]) is. Runs under no_grad: gradients are taken with
+/// `Chains` chains start from prior draws z ~ N(0, I_latentSize) (resampled from `Candidates` of them; all
+/// randomness from `generator`, on x's dtype and device), so the estimate does not use the encoder
+/// (model.Encode is never called); only model.LogLikelihood (z [C,b,D] → x [b,P] → [C,b]) is. Runs under no_grad: gradients are taken with
 /// respect to z only, and nothing accumulates in the decoder's .grad. Settings are checked before any work
 /// (ArgumentException).
 let estimate (generator: torch.Generator) (config: Config) (latentSize: int) (model: Estimators.LatentVariableModel) (x: Tensor) : Estimate =
@@ -170,8 +195,9 @@ let estimate (generator: torch.Generator) (config: Config) (latentSize: int) (mo
         [| for first in 0L .. int64 config.Chunk .. rows - 1L do
                use scope = torch.NewDisposeScope()
                let count = min (int64 config.Chunk) (rows - first)
-               let z0 = torch.randn([| int64 config.Chains; count; int64 latentSize |], dtype = x.dtype, device = x.device, generator = generator)
-               let l, e, a, s = estimateChunk generator config model.LogLikelihood z0 (x.narrow(0L, first, count))
+               let rows = x.narrow(0L, first, count)
+               let z0 = start generator config.Chains config.Candidates latentSize model.LogLikelihood rows
+               let l, e, a, s = estimateChunk generator config model.LogLikelihood z0 rows
                yield scope.MoveToOuter(l), scope.MoveToOuter(e), scope.MoveToOuter(a), scope.MoveToOuter(s) |]
     let column f = torch.cat(Array.map f parts, 0L)
     let result =
