@@ -20,16 +20,21 @@ let hidden = 100
 let trainSizes = [ 1000L; 50000L ]
 
 /// The Appendix D estimator as Figure 3 runs it, cut from MarginalLikelihood.defaults to fit the budget:
-/// 4 chains per image (from 200 prior draws), 30 warm-up transitions, L = 4 × 15 = 60 samples per stage.
-let estimator = { MarginalLikelihood.defaults with Chains = 4; WarmUp = 30; Transitions = 15 }
+/// 4 chains per image (from 200 prior draws), 20 warm-up transitions whose step-size adaptation (e^(±0.2) a
+/// transition) can still reach any ε within e^(±4) of the first, L = 4 × 10 = 40 samples per stage.
+let estimator =
+    { MarginalLikelihood.defaults with
+        Chains = 4; WarmUp = 20; Transitions = 10
+        Adaptation = { MarginalLikelihood.defaults.Adaptation with Rate = 0.2 } }
 
 /// Images of the training set and of the test set (the first ones) on which the Appendix D estimate is taken;
 /// the IW estimate uses 1000 of each. The same images at every point, so that the curves compare paired.
 let estimatedRows = 50L
 
-/// MCEM trains for 1/mcemShare of the others' budget: each of its minibatches costs about ten of AEVB's
-/// (10 leapfrog steps and 5 decoder updates), and the whole figure must stay within about 15 minutes.
-let mcemShare = 10L
+/// MCEM trains for at most this many samples: each of its minibatches costs about ten of AEVB's (10
+/// leapfrog steps and 5 decoder updates; about 1.5 ms a sample on this 2-core machine, 3.8 ms under load),
+/// and the whole figure must stay within about 15 minutes.
+let mcemBudget = 50_000L
 
 /// The samples after which the estimates are taken, with whether the Appendix D estimate is (the IW one
 /// always is). See run.
@@ -61,17 +66,18 @@ let checkpoints (budget: int64) =
 let private estimatedAt (budget: int64) (seen: int64) =
     seen >= budget || (let l = Math.Log10(float seen) in abs (l - Math.Round l) < 1e-9)
 
-/// The Appendix D estimate's mean over `rows`, seeded so every point sees the same chains' noise.
+/// The Appendix D estimate's mean over `rows`, seeded so every point sees the same chains' noise, and the
+/// mean HMC acceptance rate (which shows whether the chains moved).
 let appendixD (model: Vae.VariationalAutoencoder) (rows: torch.Tensor) =
     use x = model.Networks.ToDevice rows
     use g = new torch.Generator(0UL, model.Networks.Device)
     let e = MarginalLikelihood.estimate g estimator latent model.Model x
-    try e.LogMarginal.mean().item<float> ()
+    try e.LogMarginal.mean().item<float> (), e.AcceptanceRate.mean().item<float> ()
     finally for t in [ e.LogMarginal; e.EffectiveSampleSize; e.AcceptanceRate; e.StepSize ] do t.Dispose()
 
 /// One curve, read from `cache` when it was computed before.
 let curve (cache: string) (searchRows: int64) (algorithm: Algorithm) (trainSize: int64) (budget: int64) (importanceSamples: int) (train: torch.Tensor) (test: torch.Tensor) =
-    let budget = match algorithm with Mcem -> budget / mcemShare | Aevb | WakeSleep -> budget
+    let budget = match algorithm with Mcem -> min budget mcemBudget | Aevb | WakeSleep -> budget
     let epochs = max 1 (int (budget / trainSize))
     let file = Path.Combine(cache, "fig3", $"{name algorithm}-n{trainSize}-s{budget}-k{importanceSamples}-d{estimatedRows}x{estimator.Chains * estimator.Transitions}.csv")
     Curves.cached file header toLine ofLine (fun () ->
@@ -90,13 +96,14 @@ let curve (cache: string) (searchRows: int64) (algorithm: Algorithm) (trainSize:
             | next :: rest when r.ExamplesSeen >= next ->
                 pending <- rest |> List.filter (fun s -> s > r.ExamplesSeen)
                 let estimated = estimatedAt budget r.ExamplesSeen
+                let (train, trainRate), (test, testRate) =
+                    if estimated then appendixD model trainEstimated, appendixD model testEstimated else (nan, nan), (nan, nan)
                 let p = { Algorithm = name algorithm; TrainSize = trainSize; Samples = r.ExamplesSeen
-                          Train = (if estimated then appendixD model trainEstimated else nan)
-                          Test = (if estimated then appendixD model testEstimated else nan)
+                          Train = train; Test = test
                           TrainIw = model.LogLikelihood(trainScored, importanceSamples, 0)
                           TestIw = model.LogLikelihood(testScored, importanceSamples, 0) }
                 points.Add p
-                let d = if estimated then $"Appendix D train {p.Train:F2}, test {p.Test:F2}; " else ""
+                let d = if estimated then $"Appendix D train {p.Train:F2}, test {p.Test:F2} (acceptance {trainRate:F2}, {testRate:F2}); " else ""
                 log $"  {name algorithm} N = {trainSize}, {r.ExamplesSeen} samples: log p(x) {d}IW train {p.TrainIw:F2}, test {p.TestIw:F2} ({r.Elapsed.TotalSeconds:F0} s)"
             | _ -> ()
         fit algorithm model data { adagrad trainSize lr epochs with Progress = progress } |> ignore

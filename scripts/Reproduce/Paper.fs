@@ -131,7 +131,7 @@ training images, the test bound on the {testSize} test images, after every epoch
 ![Figure 3](figures/fig3_marginal.png)
 
 N_z = {Fig3Marginal.latent} and {Fig3Marginal.hidden} hidden units, trained on the first {fig3Sizes} images by AEVB and wake-sleep for {fig3Budget}
-samples, and by Monte Carlo EM (`Mcem.fit`) for {fig3Budget / Fig3Marginal.mcemShare}: for each minibatch, one HMC transition of
+samples, and by Monte Carlo EM (`Mcem.fit`) for {min fig3Budget Fig3Marginal.mcemBudget}: for each minibatch, one HMC transition of
 {Research.Core.Mcem.defaults.LeapfrogSteps} leapfrog steps moves persistent per-image chains (started from the prior) with the step size adapted towards
 {Research.Core.Mcem.defaults.Adaptation.TargetAcceptance * 100.0:F0}%% acceptance, then {Research.Core.Mcem.defaults.WeightUpdates} Adagrad updates of the decoder on $\log p_\theta(x, z)$ at
 those samples; the encoder is not used. The plotted marginal likelihood is the paper's Appendix D estimator
@@ -178,7 +178,7 @@ also holds, at every point, the importance-weighted estimate with K = {fig3K} on
 - Budget: the paper trained to $10^8$ samples; the default run here stops at the budgets printed above
   (`dotnet fsi build.fsx reproduce --paper-budget` runs Figure 2 to $10^8$).
 - Figure 3: the Appendix D estimator runs with our own small settings (L = {Fig3Marginal.estimator.Chains * Fig3Marginal.estimator.Transitions} samples per stage, {Fig3Marginal.estimatedRows} images per set,
-  fewer points than the IW estimate), and MCEM trains for a tenth of the others' samples, to keep the figure within
+  fewer points than the IW estimate), and MCEM trains for at most {Fig3Marginal.mcemBudget} samples, to keep the figure within
   about 15 minutes; the Gaussian $q(z)$ and the resampled start of the chains are our choices (Appendix D leaves
   the density estimator open).
 - The figure-4/5 and comparison models use ReLU networks and Adam (the PyTorch example's setting), not the paper's tanh

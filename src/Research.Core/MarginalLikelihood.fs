@@ -42,10 +42,12 @@ type Config =
       /// for the start.
       Chunk: int }
 
-/// 10 chains per example started from 200 prior draws, 100 warm-up transitions, 2 × 20 sampling transitions (L = 200 per stage), 10
-/// leapfrog steps per transition as in the paper's MCEM, ε₀ = 0.05 adapted towards 65% acceptance (the
-/// optimum for HMC, Beskos et al. 2013) by e^(±0.05) a transition, 100 examples at a time. The rate is above
-/// Hmc.defaultAdaptation's 0.02 so that 50 transitions can move ε by a factor of up to e^2.5 ≈ 12.
+/// 10 chains per example started from 200 prior draws, 100 warm-up transitions, 2 × 20 sampling transitions
+/// (L = 200 per stage), 10 leapfrog steps per transition as in the paper's MCEM, ε₀ = 0.1 adapted towards 65%
+/// acceptance (the optimum for HMC, Beskos et al. 2013) by e^(±0.05) a transition, 100 examples at a time.
+/// The rate is 2.5 times Hmc.defaultAdaptation's so that the warm-up can move ε by a factor of up to
+/// e^5 ≈ 150 either way: a decoder trained long has posteriors far narrower than the prior, and chains whose
+/// step size is still too large stay where they started, which makes q too narrow and the estimate too high.
 let defaults =
     { Chains = 10
       Candidates = 200
