@@ -118,7 +118,7 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
     let csv = Path.Combine(results, "fig3_marginal.csv")
     File.WriteAllLines(csv, header :: List.map toLine points)
     let panel n (plot: ScottPlot.Plot) =
-        Curves.drawPanel plot $"N_train = {n}, N_z = {latent} (Appendix D estimator, L = {estimator.Chains * estimator.Transitions}, {estimatedRows} images)"
+        Curves.drawPanel plot $"N_train = {n}, N_z = {latent} (Appendix D, L = {estimator.Chains * estimator.Transitions}, {estimatedRows} images)"
             "marginal log-likelihood (nats; Appendix D)"
             (points |> List.filter (fun p -> p.TrainSize = n)) (fun p -> p.Algorithm, p.Samples, p.Train, p.Test)
     let png = Plots.panels (Path.Combine(figures, "fig3_marginal.png")) [ for n in trainSizes -> panel n ] 2 620 460
