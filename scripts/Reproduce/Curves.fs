@@ -2,6 +2,7 @@
 /// and panels of four lines (each algorithm on training and on test data) against samples on a log axis.
 module Reproduce.Curves
 
+open System
 open System.IO
 
 /// The curve stored in `file` (a CSV with `header`) when an earlier run computed it; otherwise `compute ()`,
@@ -20,17 +21,20 @@ let all (runs: 'r list) (curve: 'r -> 'p list) : 'p list =
         Log.fraction i runs.Length
         yield! curve r ]
 
-/// Draws AEVB and wake-sleep, each on training and on test data, against training samples (log axis).
-/// `points` are the panel's; `read` gives a point's algorithm, samples, train value and test value.
+/// Draws each algorithm of `points` (in their order: AEVB, wake-sleep, and MCEM in Figure 3), on training and
+/// on test data, against training samples (log axis). `points` are the panel's; `read` gives a point's
+/// algorithm, samples, train value and test value; non-finite values (not measured there) are left out.
 let drawPanel (plot: ScottPlot.Plot) (title: string) (yLabel: string) (points: 'p list)
               (read: 'p -> string * int64 * float * float) =
     let rows = List.map read points
+    let algorithms = rows |> List.map (fun (a, _, _, _) -> a) |> List.distinct
     let series algorithm (value: float * float -> float) =
         let mine = rows |> List.filter (fun (a, _, _, _) -> a = algorithm)
-        mine |> List.map (fun (_, s, _, _) -> float s) |> Array.ofList,
-        mine |> List.map (fun (_, _, train, test) -> value (train, test)) |> Array.ofList
+        let measured = mine |> List.filter (fun (_, _, train, test) -> Double.IsFinite(value (train, test)))
+        measured |> List.map (fun (_, s, _, _) -> float s) |> Array.ofList,
+        measured |> List.map (fun (_, _, train, test) -> value (train, test)) |> Array.ofList
     Plots.drawLinesLogX plot title "training samples evaluated" yLabel
-        [ for algorithm in [ "AEVB"; "Wake-sleep" ] do
+        [ for algorithm in algorithms do
             for part, value in [ "train", fst; "test", snd ] ->
                 let xs, ys = series algorithm value
                 $"{algorithm} ({part})", xs, ys ]

@@ -4,13 +4,15 @@ module Reproduce.PaperModels
 open TorchSharp
 open Research.Core
 
-/// AEVB (the paper's method) or wake-sleep (its baseline), on the same encoder and decoder.
+/// AEVB (the paper's method) or one of its baselines, wake-sleep (the same encoder and decoder) and Monte
+/// Carlo EM (the same decoder; Figure 3 only).
 type Algorithm =
     | Aevb
     | WakeSleep
+    | Mcem
 
 /// The name used in legends and file names.
-let name = function Aevb -> "AEVB" | WakeSleep -> "Wake-sleep"
+let name = function Aevb -> "AEVB" | WakeSleep -> "Wake-sleep" | Mcem -> "MCEM"
 
 /// The paper's model (Vae.paper: one hidden layer of tanh units in the encoder and the decoder, a Bernoulli
 /// decoder, the paper's initialisation).
@@ -28,16 +30,20 @@ let fit (algorithm: Algorithm) (model: Vae.VariationalAutoencoder) (data: torch.
     match algorithm with
     | Aevb -> model.Fit(data, config)
     | WakeSleep -> WakeSleep.fit model data config
+    | Mcem -> Mcem.fit Mcem.defaults model data config
 
 /// The paper chose Adagrad's step size from {0.01, 0.02, 0.1} "based on performance on the training set
 /// in the first few iterations": here, the best ELBO on the first `rows` training images after one pass
-/// over them.
+/// over them. MCEM leaves the encoder untrained, so the ELBO says nothing of it: its step size is the one
+/// with the best mean log p(x, z) at its HMC samples over that pass, the objective it maximises.
 let stepSize (rows: int64) (algorithm: Algorithm) (latent: int) (hidden: int) (train: torch.Tensor) =
     use first = train.narrow(0L, 0L, min rows train.shape.[0])
     [ 0.01; 0.02; 0.1 ]
     |> List.maxBy (fun lr ->
         use model = vae latent hidden
         try
-            fit algorithm model first (adagrad train.shape.[0] lr 1) |> ignore
-            model.Elbo(first, 1, 0)
+            let reports = fit algorithm model first (adagrad train.shape.[0] lr 1)
+            match algorithm with
+            | Mcem -> -(List.last reports).TrainLoss
+            | Aevb | WakeSleep -> model.Elbo(first, 1, 0)
         with :? Training.DivergedException -> -infinity)

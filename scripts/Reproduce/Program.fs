@@ -12,6 +12,7 @@ let private usage () =
     eprintfn "  --quick         a small budget for every script (writes runs/quick/paper, never paper/)"
     eprintfn "  --paper-budget  only Figure 2, to the paper's 10^8 training samples per curve (hours; resumable:"
     eprintfn "                  rerun the same command to continue, see runs/fig2-paper/), then paper.md"
+    eprintfn "  --figure3       only Figure 3 (results and figure; not paper.md), at the budget chosen"
     2
 
 /// What each run trains: the default, the smoke test, or Figure 2 at the paper's budget.
@@ -32,7 +33,7 @@ let private settings quick =
 [<EntryPoint>]
 let main argv =
     let rec parse (m: Map<string, string>) = function
-        | ("--quick" | "--paper-budget" as flag) :: rest -> parse (m.Add(flag, "true")) rest
+        | ("--quick" | "--paper-budget" | "--figure3" as flag) :: rest -> parse (m.Add(flag, "true")) rest
         | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k, v)) rest
         | [] -> Some m
         | _ -> None
@@ -58,7 +59,11 @@ let main argv =
             step "paper.md" (fun () ->
                 let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget") |> Array.map ((+) " ")))
                 [ Paper.write paper command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
-        if paperBudget then
+        let fig3Step =
+            step "Figure 3: marginal log-likelihood" (fun () ->
+                Fig3Marginal.run s.Cache results figures s.Fig2.SearchRows s.Fig3Sizes s.Fig3Budget s.Fig3K train test |> fst)
+        if opts.ContainsKey "--figure3" then Steps.run [ fig3Step ]
+        elif paperBudget then
           Steps.run [
             step "Figure 2 at the paper's budget: 10^8 samples per curve (resumable)" (fun () ->
                 Fig2PaperBudget.run s.Cache results figures s.Fig2.SearchRows train test |> fst)
@@ -82,8 +87,7 @@ let main argv =
                 @ [ Fig5Samples.run s.Cache figures train s.FigureEpochs
                     Interpolation.run s.Cache figures train test testLabels s.FigureEpochs ])
             fig2Step
-            step "Figure 3: marginal log-likelihood" (fun () ->
-                Fig3Marginal.run s.Cache results figures s.Fig2.SearchRows s.Fig3Sizes s.Fig3Budget s.Fig3K train test |> fst)
+            fig3Step
             paperStep ]
         printfn "\nDone in %.0f s. Figures: %s; tables: %s; paper: %s" clock.Elapsed.TotalSeconds figures results (Path.Combine(paper, "paper.md"))
         0

@@ -103,7 +103,8 @@ let validate (config: TrainingConfig) =
             raise (ArgumentException("EarlyStoppingPatience needs Validation: early stopping watches the validation loss.", "EarlyStoppingPatience"))
     | None -> ()
 
-let private makeOptimizer (config: TrainingConfig) (flat: FlatParameters.FlatParameters) : Optimisers.IStepRule =
+/// The optimiser `config` names over `flat`'s parameters (Fit's, and loops of their own such as Mcem.fit).
+let internal makeOptimizer (config: TrainingConfig) (flat: FlatParameters.FlatParameters) : Optimisers.IStepRule =
     match config.Optimizer with
     | Adam -> Optimisers.adam flat config.LearningRate config.WeightDecay
     | Adagrad -> Optimisers.adagrad flat config.LearningRate config.WeightDecay

@@ -13,6 +13,7 @@ let all = testList "Research.Core" [
     IwaeTests.tests
     HmcTests.tests
     AisTests.tests
+    MarginalLikelihoodTests.tests
     PcaTests.tests
     ProbabilisticPcaTests.tests
     IdxTests.tests
@@ -29,6 +30,7 @@ let all = testList "Research.Core" [
     CsvTests.tests
     PcaFileTests.tests
     WakeSleepTests.tests
+    McemTests.tests
     ReliabilityTests.tests
     DeterminismTests.tests
     ResumeKillTests.tests

@@ -4,7 +4,8 @@ open Expecto
 open TorchSharp
 open Research.Core
 
-let private binary seed n p =
+/// Binary data [n,p]: two random prototypes with 10% of pixels flipped (shared with McemTests).
+let binary seed n p =
     use g = new torch.Generator(uint64 seed)
     // Two prototypes with flipped pixels: structure a latent variable can capture.
     use proto = torch.rand([| 2L; int64 p |], generator = g).gt((0.5f).ToScalar())
