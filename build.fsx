@@ -4,7 +4,8 @@
 //   test       fetch data, build, then run every test suite (Expecto core properties, xunit facade tests)
 //   reproduce  fetch data if needed, train PCA / linear AE / deep AE / VAE, write paper/results/
 //   bench      fetch data, build, time the library against PyTorch / scikit-learn (installed with apt-get
-//              if missing), write paper/results/bench.md; `bench --quick` is a smoke test
+//              if missing), write paper/results/bench.md; `bench --quick` is a smoke test; `bench --only new`
+//              runs only the conv VAE, own-module VAE and IWAE rows (with the VAE epoch pair) into bench-new.md
 // Plain .NET: it shells out to dotnet, npm and tar and needs no other tool.
 open System
 open System.Diagnostics
