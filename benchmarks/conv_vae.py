@@ -8,16 +8,21 @@ Bernoulli likelihood on grey levels (BCE with logits, summed over pixels), analy
 per example of −ELBO, Adam 1e-3, batch 128, a randperm order each epoch: the loop of vae.py.
 
 --mode epoch: time one pass over --rows training images after an untimed pass of --warmup-steps minibatches.
---mode run:   train --epochs epochs on --rows images, then the test −ELBO (one sample, as Vae.Elbo)."""
+--mode run:   train --epochs epochs on --rows images, then the test −ELBO (one sample, as Vae.Elbo).
+--mode profile: each layer alone on a minibatch of 128, forward without gradients and forward + backward of
+              the output's sum, median ms of --steps after 3 warm-up ones (Bench worker conv-profile)."""
 import argparse
+import statistics
 import time
+from collections import OrderedDict
 
 from common import emit, load_mnist, log, torch_setup
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", required=True)
 p.add_argument("--threads", type=int, required=True)
-p.add_argument("--mode", choices=["epoch", "run"], default="epoch")
+p.add_argument("--mode", choices=["epoch", "run", "profile"], default="epoch")
+p.add_argument("--steps", type=int, default=20)
 p.add_argument("--rows", type=int, default=60000)
 p.add_argument("--epochs", type=int, default=10)
 p.add_argument("--warmup-steps", type=int, default=20)
@@ -36,15 +41,16 @@ D, B = 20, 128
 class ConvVae(nn.Module):
     def __init__(self):
         super().__init__()
-        self.encoder = nn.Sequential(
-            nn.Unflatten(1, (1, 28, 28)),
-            nn.Conv2d(1, 32, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 2 * D))
-        self.decoder = nn.Sequential(
-            nn.Linear(D, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1), nn.Flatten())
+        # The layer names of ConvNet.encoder and ConvNet.decoder, so that the profiles line up.
+        self.encoder = nn.Sequential(OrderedDict([
+            ("image", nn.Unflatten(1, (1, 28, 28))),
+            ("conv0", nn.Conv2d(1, 32, 4, stride=2, padding=1)), ("act0", nn.ReLU()),
+            ("conv1", nn.Conv2d(32, 64, 4, stride=2, padding=1)), ("act1", nn.ReLU()),
+            ("flatten", nn.Flatten()), ("linear", nn.Linear(64 * 7 * 7, 2 * D))]))
+        self.decoder = nn.Sequential(OrderedDict([
+            ("linear", nn.Linear(D, 64 * 7 * 7)), ("act", nn.ReLU()), ("map", nn.Unflatten(1, (64, 7, 7))),
+            ("deconv0", nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1)), ("act0", nn.ReLU()),
+            ("deconv1", nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1)), ("flatten", nn.Flatten())]))
 
     def loss(self, x):
         mu, logvar = self.encoder(x).chunk(2, -1)
@@ -82,7 +88,36 @@ def test_loss(data):
                for s in range(0, data.shape[0], 1000)) / data.shape[0]
 
 
-if a.mode == "epoch":
+def median_ms(f):
+    for _ in range(3):
+        f()
+    times = []
+    for _ in range(a.steps):
+        t = time.perf_counter()
+        f()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def profile():
+    layers = {}
+    for prefix, net, h, needs_grad in [("encoder", model.encoder, train[:B], False),
+                                       ("decoder", model.decoder, torch.randn(B, D), True)]:
+        for name, m in net.named_children():
+            inp = h
+            with torch.no_grad():
+                forward = median_ms(lambda: m(inp))
+            g = inp.detach().requires_grad_(needs_grad)
+            layers[f"{prefix}.{name}"] = {"forward": forward, "forward_backward": median_ms(lambda: m(g).sum().backward())}
+            with torch.no_grad():
+                h = m(inp)
+            needs_grad = needs_grad or any(True for _ in m.parameters())
+    emit({"layers_ms": layers, "steps": a.steps, "threads": torch.get_num_threads()})
+
+
+if a.mode == "profile":
+    profile()
+elif a.mode == "epoch":
     t = time.perf_counter()
     epoch(train, a.warmup_steps)
     warmup_s = time.perf_counter() - t

@@ -195,6 +195,27 @@ let markdown (newOnly: bool) (rows: int) (warmupSteps: int) (epochs: int) (iwSam
         let sg key = if r.ContainsKey key then f 1 (med key "gflops") else "n/a"
         let mkl = last r "ours.sgemm" |> Option.bind (fun o -> match o["mkl_version"] with null -> None | v -> Some(v.GetValue<string>())) |> Option.defaultValue "MKL"
         para $"""Our sgemm ({n}×{n}, GFLOP/s, {mkl}) as shipped (MKL_CBWR=AUTO,STRICT, feature dispatch on AMD): {sg "ours.sgemm"}; with MKL's own AMD path (RESEARCH_MKL_VENDOR_CHECK=keep): {sg "sgemm.mkl-keep"}; MKL_CBWR empty (CNR off): {sg "sgemm.cbwr-off"}."""
+    match last r "profile.ours.conv", last r "profile.torch.conv" with
+    | Some o, Some t ->
+        para ("## Where a conv VAE step goes (ms per minibatch of 128, each layer alone, median of "
+              + $"""{f 0 (num o "steps")} repetitions after 3 warm-up ones; forward without gradients, then forward and backward of the output's sum)""")
+        let ol, tl = o["layers_ms"].AsObject(), t["layers_ms"].AsObject()
+        let cell (layers: JsonObject) (name: string) (phase: string) =
+            match layers[name] with
+            | null -> nan
+            | l -> (l.[phase]: JsonNode).GetValue<float>()
+        let body =
+            [ for KeyValue(name, _) in ol ->
+                let a, b = cell ol name "forward", cell tl name "forward"
+                let c, d = cell ol name "forward_backward", cell tl name "forward_backward"
+                [ name; f 2 a; f 2 b; f 2 c; f 2 d; f 2 (c / d) + "×" ] ]
+        let total (layers: JsonObject) phase = Seq.sum [ for KeyValue(name, _) in ol -> cell layers name phase ]
+        let totals = [ "**sum**"; f 2 (total ol "forward"); f 2 (total tl "forward"); f 2 (total ol "forward_backward")
+                       f 2 (total tl "forward_backward"); f 2 (total ol "forward_backward" / total tl "forward_backward") + "×" ]
+        sb.AppendLine(
+            table [ "layer"; "ours forward"; "PyTorch forward"; "ours forward+backward"; "PyTorch forward+backward"; "ours / PyTorch (forward+backward)" ]
+                (body @ [ totals ])) |> ignore
+    | _ -> ()
     let memoryVariants =
         [ "memory.backward", "forward + zero_grad + backward through autograd only"
           "memory.fit-step", "the whole step of Vae.Fit (closed-form gradient, flat double buffer, Optimisers.adam)"

@@ -188,6 +188,10 @@ let run (s: Settings) =
         log $"issue 11 rows: repetition {r} of {s.NewReps}"
         for g in groups do
             for run in (if r % 2 = 1 then g else List.rev g) do run ()
+    // Where a conv VAE step goes, layer by layer, each side once.
+    let convSteps = [ "--steps"; string (if s.Quick then 5 else 20) ]
+    ours "profile.ours.conv" "conv-profile" convSteps [] ()
+    peer "profile.torch.conv" "conv_vae.py" (d @ convSteps @ [ "--mode"; "profile" ]) peerEnv ()
     // Once each: the conv VAE's test −ELBO after RunEpochs epochs.
     let convRun = [ "--epochs"; string s.RunEpochs ]
     ours "ours.conv-run" "conv-run" (rows @ convRun) [] ()

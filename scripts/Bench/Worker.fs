@@ -323,6 +323,42 @@ let memory threads (variant: string) (steps: int) =
     put o "gen0" (GC.CollectionCount 0)
     emit (facts o dt)
 
+/// Where a conv VAE step's time goes: each layer of its encoder and decoder alone on a minibatch of 128
+/// (the real activations of MNIST images flowing through), the forward pass without gradients and the
+/// forward and backward pass (of the output's sum), the median milliseconds of `steps` after 3 warm-up ones.
+let convProfile threads data (steps: int) =
+    let dt = setup threads
+    use x = train data 128
+    use vae = new Vae.VariationalAutoencoder(convConfig)
+    use g = new torch.Generator(0UL)
+    use z = torch.randn([| 128L; 20L |], generator = g)
+    let layers = JsonObject()
+    let medianMs (f: unit -> unit) =
+        for _ in 1 .. 3 do f ()
+        median [ for _ in 1 .. steps -> snd (time f) * 1000.0 ]
+    let profileNetwork (prefix: string) (net: torch.nn.Module) (input: Tensor) =
+        let mutable h = input.detach ()
+        // In training the images need no gradient, so neither does the encoder's first convolution's input; z does.
+        let mutable needsGrad = prefix = "decoder"
+        for struct (name, child) in net.named_children () do
+            let m = child :?> torch.nn.Module<Tensor, Tensor>
+            let inp = h
+            let forward = medianMs (fun () -> use _ = torch.no_grad () in (m.forward inp).Dispose())
+            use withGrad = inp.detach().requires_grad_(needsGrad)
+            let both = medianMs (fun () -> use out = m.forward withGrad in use s = out.sum () in s.backward ())
+            let o = JsonObject()
+            put o "forward" forward
+            put o "forward_backward" both
+            layers[$"{prefix}.{name}"] <- o
+            h <- (use _ = torch.no_grad () in m.forward inp)
+            if not (Seq.isEmpty (m.parameters ())) then needsGrad <- true
+    profileNetwork "encoder" vae.Networks.Encoder x
+    profileNetwork "decoder" vae.Networks.Decoder z
+    let o = JsonObject()
+    put o "layers_ms" layers
+    put o "steps" steps
+    emit (facts o dt)
+
 /// Where Pca.fit's time goes: the call itself (cold, then warm), its steps one by one (float32 mean,
 /// centring and covariance product, float64 eigh), and an all-float64 computation for comparison, with
 /// the largest explained-variance-ratio difference between the two.
@@ -377,6 +413,7 @@ let run (argv: string list) =
         | "pca" -> pca threads data rows (i "components" 50)
         | "vae-run" -> vaeRun threads data rows (i "epochs" 10) (i "iw-samples" 5000) (i "iw-rows" 1000)
         | "profile" -> profile threads data rows (i "steps" 200)
+        | "conv-profile" -> convProfile threads data (i "steps" 20)
         | "pca-profile" -> pcaProfile threads data rows (i "components" 50)
         | "memory" -> memory threads (o.TryFind "variant" |> Option.defaultValue "fit-step") (i "steps" 600)
         | other -> failwithf "unknown worker %s" other
