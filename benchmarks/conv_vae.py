@@ -107,11 +107,15 @@ def profile():
             inp = h
             with torch.no_grad():
                 forward = median_ms(lambda: m(inp))
-            g = inp.detach().requires_grad_(needs_grad)
-            layers[f"{prefix}.{name}"] = {"forward": forward, "forward_backward": median_ms(lambda: m(g).sum().backward())}
+            has_parameters = any(True for _ in m.parameters())
+            layers[f"{prefix}.{name}"] = {"forward": forward}
+            # A layer with nothing to differentiate (the encoder's reshape of the images) has no backward pass.
+            if needs_grad or has_parameters:
+                g = inp.detach().requires_grad_(needs_grad)
+                layers[f"{prefix}.{name}"]["forward_backward"] = median_ms(lambda: m(g).sum().backward())
             with torch.no_grad():
                 h = m(inp)
-            needs_grad = needs_grad or any(True for _ in m.parameters())
+            needs_grad = needs_grad or has_parameters
     emit({"layers_ms": layers, "steps": a.steps, "threads": torch.get_num_threads()})
 
 

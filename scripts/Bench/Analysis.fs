@@ -203,13 +203,17 @@ let markdown (newOnly: bool) (rows: int) (warmupSteps: int) (epochs: int) (iwSam
         let cell (layers: JsonObject) (name: string) (phase: string) =
             match layers[name] with
             | null -> nan
-            | l -> (l.[phase]: JsonNode).GetValue<float>()
+            | l ->
+                match (l.[phase]: JsonNode) with
+                | null -> nan
+                | v -> v.GetValue<float>()
         let body =
             [ for KeyValue(name, _) in ol ->
                 let a, b = cell ol name "forward", cell tl name "forward"
                 let c, d = cell ol name "forward_backward", cell tl name "forward_backward"
                 [ name; f 2 a; f 2 b; f 2 c; f 2 d; f 2 (c / d) + "×" ] ]
-        let total (layers: JsonObject) phase = Seq.sum [ for KeyValue(name, _) in ol -> cell layers name phase ]
+        let total (layers: JsonObject) phase =
+            Seq.sum [ for KeyValue(name, _) in ol -> let x = cell layers name phase in if Double.IsNaN x then 0.0 else x ]
         let totals = [ "**sum**"; f 2 (total ol "forward"); f 2 (total tl "forward"); f 2 (total ol "forward_backward")
                        f 2 (total tl "forward_backward"); f 2 (total ol "forward_backward" / total tl "forward_backward") + "×" ]
         sb.AppendLine(

@@ -344,14 +344,16 @@ let convProfile threads data (steps: int) =
             let m = child :?> torch.nn.Module<Tensor, Tensor>
             let inp = h
             let forward = medianMs (fun () -> use _ = torch.no_grad () in (m.forward inp).Dispose())
-            use withGrad = inp.detach().requires_grad_(needsGrad)
-            let both = medianMs (fun () -> use out = m.forward withGrad in use s = out.sum () in s.backward ())
+            let hasParameters = not (Seq.isEmpty (m.parameters ()))
             let o = JsonObject()
             put o "forward" forward
-            put o "forward_backward" both
+            // A layer with nothing to differentiate (the encoder's reshape of the images) has no backward pass.
+            if needsGrad || hasParameters then
+                use withGrad = inp.detach().requires_grad_(needsGrad)
+                put o "forward_backward" (medianMs (fun () -> use out = m.forward withGrad in use s = out.sum () in s.backward ()))
             layers[$"{prefix}.{name}"] <- o
             h <- (use _ = torch.no_grad () in m.forward inp)
-            if not (Seq.isEmpty (m.parameters ())) then needsGrad <- true
+            if hasParameters then needsGrad <- true
     profileNetwork "encoder" vae.Networks.Encoder x
     profileNetwork "decoder" vae.Networks.Decoder z
     let o = JsonObject()
