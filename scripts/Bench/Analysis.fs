@@ -197,7 +197,7 @@ let markdown (newOnly: bool) (rows: int) (warmupSteps: int) (epochs: int) (iwSam
         para $"""Our sgemm ({n}×{n}, GFLOP/s, {mkl}) as shipped (MKL_CBWR=AUTO,STRICT, feature dispatch on AMD): {sg "ours.sgemm"}; with MKL's own AMD path (RESEARCH_MKL_VENDOR_CHECK=keep): {sg "sgemm.mkl-keep"}; MKL_CBWR empty (CNR off): {sg "sgemm.cbwr-off"}."""
     match last r "profile.ours.conv", last r "profile.torch.conv" with
     | Some o, Some t ->
-        para ("## Where a conv VAE step goes (ms per minibatch of 128, each layer alone, median of "
+        para ($"""## Where a conv VAE step goes ({f 0 (num o "threads")} threads; ms per minibatch of 128, each layer alone, median of """
               + $"""{f 0 (num o "steps")} repetitions after 3 warm-up ones; forward without gradients, then forward and backward of the output's sum)""")
         let ol, tl = o["layers_ms"].AsObject(), t["layers_ms"].AsObject()
         let cell (layers: JsonObject) (name: string) (phase: string) =
@@ -211,7 +211,8 @@ let markdown (newOnly: bool) (rows: int) (warmupSteps: int) (epochs: int) (iwSam
             [ for KeyValue(name, _) in ol ->
                 let a, b = cell ol name "forward", cell tl name "forward"
                 let c, d = cell ol name "forward_backward", cell tl name "forward_backward"
-                [ name; f 2 a; f 2 b; f 2 c; f 2 d; f 2 (c / d) + "×" ] ]
+                let dash x = if Double.IsNaN x then "—" else f 2 x
+                [ name; f 2 a; f 2 b; dash c; dash d; (if Double.IsNaN(c / d) then "—" else f 2 (c / d) + "×") ] ]
         let total (layers: JsonObject) phase =
             Seq.sum [ for KeyValue(name, _) in ol -> let x = cell layers name phase in if Double.IsNaN x then 0.0 else x ]
         let totals = [ "**sum**"; f 2 (total ol "forward"); f 2 (total tl "forward"); f 2 (total ol "forward_backward")
