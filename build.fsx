@@ -5,7 +5,8 @@
 //   test-long  fetch data, build, then run the long-test set (the core's soak test of 3000 epochs)
 //   reproduce  fetch data if needed, train PCA / linear AE / deep AE / VAE, write paper/results/
 //   bench      fetch data, build, time the library against PyTorch / scikit-learn (installed with apt-get
-//              if missing), write paper/results/bench.md; `bench --quick` is a smoke test
+//              if missing), write paper/results/bench.md; `bench --quick` is a smoke test; `bench --only new`
+//              runs only the conv VAE, own-module VAE and IWAE rows (with the VAE epoch pair) into bench-new.md
 // Plain .NET: it shells out to dotnet, npm and tar and needs no other tool.
 open System
 open System.Diagnostics

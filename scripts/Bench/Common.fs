@@ -52,3 +52,20 @@ let mlpTrainFlops (layers: (int * int) list) (batch: float) =
 /// The layers of the library's VAE at its defaults (784-400-20) and of the deep AE (784-256-64-20).
 let vaeLayers = [ 784, 400; 400, 40; 20, 400; 400, 784 ]
 let aeLayers = [ 784, 256; 256, 64; 64, 20; 20, 64; 64, 256; 256, 784 ]
+
+/// Useful floating-point operations of one training step from the multiply-adds of each layer's forward pass
+/// on one example, input side first: forward, weight gradient and input gradient (2 FLOP a multiply-add
+/// each), without the first layer's input gradient.
+let trainFlops (macs: float list) (batch: float) = 2.0 * batch * (3.0 * List.sum macs - List.head macs)
+
+/// The multiply-adds per image of the convolutional VAE of benchmarks/conv_vae.py: a k×k convolution from
+/// `a` to `b` channels costs a·b·k² per output position, a transposed one the same per input position.
+let convVaeMacs =
+    let conv a b positions = float a * float b * 16.0 * float positions
+    [ conv 1 32 (14 * 14); conv 32 64 (7 * 7); 3136.0 * 40.0 // encoder
+      20.0 * 3136.0; conv 64 32 (7 * 7); conv 32 1 (14 * 14) ] // decoder
+
+/// The multiply-adds per image of the IWAE 784-200-200-50 with K samples: the decoder runs on K·B rows.
+let iwaeMacs (samples: int) =
+    let k = float samples
+    [ 784.0 * 200.0; 200.0 * 200.0; 200.0 * 100.0; k * 50.0 * 200.0; k * 200.0 * 200.0; k * 200.0 * 784.0 ]

@@ -88,22 +88,49 @@ let sgemm threads (n: int) (reps: int) =
 let private vaeConfig = { Vae.defaults 784 20 with Device = "cpu" }
 let private aeConfig: Autoencoder.AutoencoderConfig =
     { InputSize = 784; LatentSize = 20; HiddenSizes = [ 256; 64 ]; Linear = false; Activation = Mlp.ReLU; Init = Mlp.Uniform; Convolutional = None; Seed = 0; Device = "cpu" }
+/// The convolutional VAE of benchmarks/conv_vae.py: two stride-2 convolutions (32 and 64 channels) on 1×28×28.
+let private convConfig =
+    { vaeConfig with HiddenSizes = [ 32; 64 ]; Convolutional = Some { Channels = 1; Height = 28; Width = 28 } }
+/// Burda et al.'s MNIST IWAE of benchmarks/iwae.py: 784-200-200-50 tanh, K = 5.
+let private iwaeConfig =
+    { Vae.defaults 784 50 with HiddenSizes = [ 200; 200 ]; Activation = Mlp.Tanh; Objective = Vae.ImportanceWeighted; Samples = 5; Device = "cpu" }
+/// The IWAE's training: minibatches of 20, each binarised afresh.
+let private iwaeTraining = { Training.defaults with BatchSize = 20; DynamicBinarization = true }
 
-/// One training epoch through the public Fit, after a warm-up Fit on `warmupSteps` minibatches.
+/// The default VAE (784-400-20) on research code's own modules: plain TorchSharp Sequentials of Linear and
+/// ReLU, which Fit trains through autograd (the closed-form fast path is only for the library's MLPs).
+let private ownVae () =
+    let layers (sizes: int list) =
+        let n = sizes.Length - 1
+        torch.nn.Sequential(
+            [| for i, (a, b) in List.indexed (List.pairwise sizes) do
+                 yield struct ($"linear{i}", torch.nn.Linear(int64 a, int64 b) :> torch.nn.Module<Tensor, Tensor>)
+                 if i < n - 1 then yield struct ($"relu{i}", torch.nn.ReLU() :> torch.nn.Module<Tensor, Tensor>) |])
+    // The modules keep the weights they are built with; TorchSharp draws them from the global generator.
+    torch.manual_seed 0L |> ignore
+    new Vae.VariationalAutoencoder(vaeConfig, layers [ 784; 400; 40 ], layers [ 20; 400; 784 ])
+
+/// One training epoch through the public Fit, after a warm-up Fit on `warmupSteps` minibatches. `model`:
+/// "vae" (the default VAE, closed-form gradient), "own-vae" (the same on own modules), "conv-vae", "iwae"
+/// (batch 20, dynamic binarisation) or "ae". `rows` below 60000 time a partial epoch.
 let epoch (model: string) threads data rows warmupSteps (weightDecay: float) =
     let dt = setup threads
     use x = train data rows
-    use warm = x.narrow(0L, 0L, int64 (min rows (warmupSteps * 128)))
-    let cfg = { Training.defaults with Epochs = 1; WeightDecay = weightDecay }
-    let fit =
+    let training = if model = "iwae" then iwaeTraining else Training.defaults
+    let cfg = { training with Epochs = 1; WeightDecay = weightDecay }
+    use warm = x.narrow(0L, 0L, int64 (min rows (warmupSteps * cfg.BatchSize)))
+    let vae (m: Vae.VariationalAutoencoder) =
+        (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable), (fun () -> m.Networks.Parameters)
+    let run, m, parameters =
         match model with
-        | "vae" ->
-            let m = new Vae.VariationalAutoencoder(vaeConfig)
-            (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable), (fun () -> m.Networks.Parameters)
-        | _ ->
+        | "vae" -> vae (new Vae.VariationalAutoencoder(vaeConfig))
+        | "own-vae" -> vae (ownVae ())
+        | "conv-vae" -> vae (new Vae.VariationalAutoencoder(convConfig))
+        | "iwae" -> vae (new Vae.VariationalAutoencoder(iwaeConfig))
+        | "ae" ->
             let m = new Autoencoder.Autoencoder(aeConfig)
             (fun (d: Tensor) -> m.Fit(d, cfg)), (m :> IDisposable), (fun () -> m.Networks.Parameters)
-    let run, m, parameters = fit
+        | other -> failwithf "epoch: unknown model %s" other
     use _m = m
     let _, warmupSeconds = time (fun () -> run warm)
     let reports, seconds = time (fun () -> run x)
@@ -114,6 +141,25 @@ let epoch (model: string) threads data rows warmupSteps (weightDecay: float) =
     put o "weights_l1" (parameters () |> List.sumBy (fun p -> p.abs().sum().to_type(torch.ScalarType.Float64).item<float> ()))
     put o "train_loss" ((List.last reports).TrainLoss)
     put o "rows" (rows)
+    put o "batch" cfg.BatchSize
+    put o "warmup_steps" warmupSteps
+    emit (facts o dt)
+
+/// Trains the convolutional VAE for `epochs` epochs on `rows` images, then its test −ELBO (one sample, seed 0).
+let convRun threads data rows epochs =
+    let dt = setup threads
+    use x = train data rows
+    let test, _ = Mnist.load data Mnist.Test
+    use test = test
+    use vae = new Vae.VariationalAutoencoder(convConfig)
+    let progress (r: Training.EpochReport) =
+        log $"ours conv VAE epoch {r.Epoch}: train loss {r.TrainLoss:F4} ({r.Elapsed.TotalSeconds:F1} s)"
+    let _, trainS = time (fun () -> vae.Fit(x, { Training.defaults with Epochs = epochs; Progress = progress }))
+    let o = JsonObject()
+    put o "epochs" epochs
+    put o "train_s" trainS
+    put o "test_neg_elbo" (-(vae.Elbo(test, 1, 0)))
+    put o "rows" rows
     emit (facts o dt)
 
 /// PCA with `k` components: a warm-up fit on 2000 rows, then the timed fit on all rows.
@@ -277,6 +323,44 @@ let memory threads (variant: string) (steps: int) =
     put o "gen0" (GC.CollectionCount 0)
     emit (facts o dt)
 
+/// Where a conv VAE step's time goes: each layer of its encoder and decoder alone on a minibatch of 128
+/// (the real activations of MNIST images flowing through), the forward pass without gradients and the
+/// forward and backward pass (of the output's sum), the median milliseconds of `steps` after 3 warm-up ones.
+let convProfile threads data (steps: int) =
+    let dt = setup threads
+    use x = train data 128
+    use vae = new Vae.VariationalAutoencoder(convConfig)
+    use g = new torch.Generator(0UL)
+    use z = torch.randn([| 128L; 20L |], generator = g)
+    let layers = JsonObject()
+    let medianMs (f: unit -> unit) =
+        for _ in 1 .. 3 do f ()
+        median [ for _ in 1 .. steps -> snd (time f) * 1000.0 ]
+    let profileNetwork (prefix: string) (net: torch.nn.Module) (input: Tensor) =
+        let mutable h = input.detach ()
+        // In training the images need no gradient, so neither does the encoder's first convolution's input; z does.
+        let mutable needsGrad = prefix = "decoder"
+        for struct (name, child) in net.named_children () do
+            let m = child :?> torch.nn.Module<Tensor, Tensor>
+            let inp = h
+            let forward = medianMs (fun () -> use _ = torch.no_grad () in (m.forward inp).Dispose())
+            let hasParameters = not (Seq.isEmpty (m.parameters ()))
+            let o = JsonObject()
+            put o "forward" forward
+            // A layer with nothing to differentiate (the encoder's reshape of the images) has no backward pass.
+            if needsGrad || hasParameters then
+                use withGrad = inp.detach().requires_grad_(needsGrad)
+                put o "forward_backward" (medianMs (fun () -> use out = m.forward withGrad in use s = out.sum () in s.backward ()))
+            layers[$"{prefix}.{name}"] <- o
+            h <- (use _ = torch.no_grad () in m.forward inp)
+            if hasParameters then needsGrad <- true
+    profileNetwork "encoder" vae.Networks.Encoder x
+    profileNetwork "decoder" vae.Networks.Decoder z
+    let o = JsonObject()
+    put o "layers_ms" layers
+    put o "steps" steps
+    emit (facts o dt)
+
 /// Where Pca.fit's time goes: the call itself (cold, then warm), its steps one by one (float32 mean,
 /// centring and covariance product, float64 eigh), and an all-float64 computation for comparison, with
 /// the largest explained-variance-ratio difference between the two.
@@ -324,9 +408,14 @@ let run (argv: string list) =
         | "sgemm" -> sgemm threads (i "n" 2048) (i "reps" 5)
         | "vae-epoch" -> epoch "vae" threads data rows (i "warmup-steps" 20) (f "weight-decay" 0.0)
         | "ae-epoch" -> epoch "ae" threads data rows (i "warmup-steps" 20) (f "weight-decay" 0.0)
+        | "own-vae-epoch" -> epoch "own-vae" threads data rows (i "warmup-steps" 20) 0.0
+        | "conv-epoch" -> epoch "conv-vae" threads data rows (i "warmup-steps" 20) 0.0
+        | "iwae-epoch" -> epoch "iwae" threads data rows (i "warmup-steps" 20) 0.0
+        | "conv-run" -> convRun threads data rows (i "epochs" 10)
         | "pca" -> pca threads data rows (i "components" 50)
         | "vae-run" -> vaeRun threads data rows (i "epochs" 10) (i "iw-samples" 5000) (i "iw-rows" 1000)
         | "profile" -> profile threads data rows (i "steps" 200)
+        | "conv-profile" -> convProfile threads data (i "steps" 20)
         | "pca-profile" -> pcaProfile threads data rows (i "components" 50)
         | "memory" -> memory threads (o.TryFind "variant" |> Option.defaultValue "fit-step") (i "steps" 600)
         | other -> failwithf "unknown worker %s" other
