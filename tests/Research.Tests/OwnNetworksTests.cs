@@ -55,6 +55,20 @@ public sealed class OwnNetworksTests
         return x;
     }
 
+    /// <summary>The module with its weights drawn from its own seeded generator (uniform ±1/√fan_in, zero biases):
+    /// TorchSharp's construction-time init uses the process-wide RNG, which tests running in parallel share.</summary>
+    private static T Seeded<T>(T module, int seed) where T : nn.Module
+    {
+        using var g = new Generator((ulong)seed);
+        using var _ = no_grad();
+        foreach (var (name, p) in module.named_parameters())
+        {
+            if (p.dim() >= 2) p.uniform_(-1.0 / Math.Sqrt(p.shape[1]), 1.0 / Math.Sqrt(p.shape[1]), g);
+            else p.zero_();
+        }
+        return module;
+    }
+
     private static VaeOptions Options => new() { InputSize = 12, LatentSize = 2, Seed = 4, Device = "cpu" };
 
     [Fact]
@@ -64,9 +78,9 @@ public sealed class OwnNetworksTests
         try
         {
             var x = Clustered(2, 300);
-            using var vae = new VariationalAutoencoder(Options, new ResidualEncoder(12, 16, 2), Mlp(2, 16, 12));
+            using var vae = new VariationalAutoencoder(Options, Seeded(new ResidualEncoder(12, 16, 2), 1), Seeded(Mlp(2, 16, 12), 2));
             double untrained = vae.ReconstructionError(x);
-            var history = vae.Fit(x, new TrainingOptions { Epochs = 8, BatchSize = 50, LearningRate = 3e-3, Validation = x });
+            var history = vae.Fit(x, new TrainingOptions { Epochs = 12, BatchSize = 50, LearningRate = 3e-3, Validation = x });
             Assert.True(history[^1].TrainLoss < history[0].TrainLoss - 1.0, $"the loss fell: {history[0].TrainLoss:F3} → {history[^1].TrainLoss:F3}");
             var (mean, logVariance) = vae.Encode(x);
             Assert.Equal((300, 2), (mean.GetLength(0), logVariance.GetLength(1)));
