@@ -87,14 +87,7 @@ let private validate (config: Config) (samples: int) =
     match config.Schedule with
     | Sigmoidal delta -> Validate.positiveFinite "Sigmoidal delta" delta
     | Linear -> ()
-    let a = config.Adaptation
-    Validate.nonNegativeFinite "Adaptation.Rate" a.Rate
-    Validate.positiveFinite "Adaptation.MinStepSize" a.MinStepSize
-    Validate.positiveFinite "Adaptation.MaxStepSize" a.MaxStepSize
-    if a.MinStepSize > a.MaxStepSize then
-        invalidArg "config" $"Adaptation.MinStepSize ({a.MinStepSize}) exceeds MaxStepSize ({a.MaxStepSize})."
-    if not (a.TargetAcceptance > 0.0 && a.TargetAcceptance < 1.0) then
-        raise (ArgumentOutOfRangeException("Adaptation.TargetAcceptance", a.TargetAcceptance, "The target acceptance must lie in (0, 1)."))
+    Hmc.validateAdaptation config.Adaptation
 
 /// Anneals the chains z [K,b,D] of one chunk along `betas` (in the order given: increasing for forward,
 /// decreasing for reverse chains) and returns their log-weights Σ_t (β_t − β_{t−1}) log p(x|z_{t−1}) [K,b]

@@ -47,6 +47,16 @@ type Adaptation =
 /// Wu et al.'s settings: target 0.65, factors e^(±0.02), ε within [10⁻⁴, 0.5].
 let defaultAdaptation = { TargetAcceptance = 0.65; Rate = 0.02; MinStepSize = 1e-4; MaxStepSize = 0.5 }
 
+/// Checks an adaptation's settings (ArgumentException naming the setting), for every user of HMC.
+let validateAdaptation (a: Adaptation) =
+    Validate.nonNegativeFinite "Adaptation.Rate" a.Rate
+    Validate.positiveFinite "Adaptation.MinStepSize" a.MinStepSize
+    Validate.positiveFinite "Adaptation.MaxStepSize" a.MaxStepSize
+    if a.MinStepSize > a.MaxStepSize then
+        invalidArg "config" $"Adaptation.MinStepSize ({a.MinStepSize}) exceeds MaxStepSize ({a.MaxStepSize})."
+    if not (a.TargetAcceptance > 0.0 && a.TargetAcceptance < 1.0) then
+        raise (System.ArgumentOutOfRangeException("Adaptation.TargetAcceptance", a.TargetAcceptance, "The target acceptance must lie in (0, 1)."))
+
 /// The chains' shape [C...] of a position [C..., D].
 let private chainShape (position: Tensor) = Array.truncate (position.shape.Length - 1) position.shape
 

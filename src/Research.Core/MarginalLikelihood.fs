@@ -79,14 +79,7 @@ let validate (config: Config) =
     Validate.positive "Chunk" config.Chunk
     if config.WarmUp < 0 then raise (ArgumentOutOfRangeException("WarmUp", config.WarmUp, "The number of warm-up transitions must be ≥ 0."))
     Validate.positiveFinite "InitialStepSize" config.InitialStepSize
-    let a = config.Adaptation
-    Validate.nonNegativeFinite "Adaptation.Rate" a.Rate
-    Validate.positiveFinite "Adaptation.MinStepSize" a.MinStepSize
-    Validate.positiveFinite "Adaptation.MaxStepSize" a.MaxStepSize
-    if a.MinStepSize > a.MaxStepSize then
-        invalidArg "config" $"Adaptation.MinStepSize ({a.MinStepSize}) exceeds MaxStepSize ({a.MaxStepSize})."
-    if not (a.TargetAcceptance > 0.0 && a.TargetAcceptance < 1.0) then
-        raise (ArgumentOutOfRangeException("Adaptation.TargetAcceptance", a.TargetAcceptance, "The target acceptance must lie in (0, 1)."))
+    Hmc.validateAdaptation config.Adaptation
     // A full covariance in D dimensions is determined only by more than D samples.
     if config.Chains * config.Transitions < 2 then
         invalidArg "config" $"Chains × Transitions = {config.Chains * config.Transitions}: at least 2 samples per stage are needed to fit q."

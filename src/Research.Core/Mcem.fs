@@ -52,14 +52,7 @@ let private validate (config: Config) =
     Validate.positive "Transitions" config.Transitions
     Validate.positive "WeightUpdates" config.WeightUpdates
     Validate.positiveFinite "InitialStepSize" config.InitialStepSize
-    let a = config.Adaptation
-    Validate.nonNegativeFinite "Adaptation.Rate" a.Rate
-    Validate.positiveFinite "Adaptation.MinStepSize" a.MinStepSize
-    Validate.positiveFinite "Adaptation.MaxStepSize" a.MaxStepSize
-    if a.MinStepSize > a.MaxStepSize then
-        invalidArg "config" $"Adaptation.MinStepSize ({a.MinStepSize}) exceeds MaxStepSize ({a.MaxStepSize})."
-    if not (a.TargetAcceptance > 0.0 && a.TargetAcceptance < 1.0) then
-        raise (ArgumentOutOfRangeException("Adaptation.TargetAcceptance", a.TargetAcceptance, "The target acceptance must lie in (0, 1)."))
+    Hmc.validateAdaptation config.Adaptation
     MarginalLikelihood.validate config.Evaluation
 
 /// Trains the decoder of `vae` by MCEM on the rows of `data`, with the optimiser, step size, minibatches,
