@@ -91,15 +91,10 @@ let run (budget: Budget) (cache: string) (out: string) (train: torch.Tensor) (te
     let ppca = ProbabilisticPca.fit x k
     let exact = ProbabilisticPca.meanLogLikelihood ppca x
     use linearVae = LinearVae.create p k 0
-    // Minibatches with a decreasing step size, then full batches: no minibatch noise left at the end.
-    for lr, batch in [ 3e-2, 50; 1e-2, 50; 3e-3, n; 1e-3, n ] do
-        linearVae.Fit(x, { Training.defaults with LearningRate = lr; Epochs = budget.LinearVaeEpochs; BatchSize = batch }) |> ignore
+    LinearVae.fitToOptimum linearVae x budget.LinearVaeEpochs
     let logP = linearVae.LogLikelihood(x, 1000, 0)
     let elbo = linearVae.Elbo(x, 100, 0)
-    let sigma2 =
-        match linearVae.Networks.Decoder with
-        | :? LinearVae.SharedVarianceDecoder as d -> float (d.LogVariance.exp().item<float32> ())
-        | _ -> nan
+    let sigma2 = LinearVae.noiseVariance linearVae
     let setting = $"PPCA data, P = {p}, k = {k}, N = {n}; 4 × {budget.LinearVaeEpochs} epochs"
     add "Linear VAE" setting "PPCA's exact maximum mean log-likelihood (nats)" exact "closed form (Tipping & Bishop)"
     add "Linear VAE" setting "mean log p(x), IW K = 1000 (nats)" logP "PPCA's maximum at the optimum"

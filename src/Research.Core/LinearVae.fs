@@ -38,3 +38,17 @@ let create (inputSize: int) (latentSize: int) (seed: int) : Vae.VariationalAutoe
     use g = new torch.Generator(uint64 seed)
     Mlp.initialise g Mlp.Uniform [ encoder :> torch.nn.Module; decoder ]
     new Vae.VariationalAutoencoder(config, encoder, decoder)
+
+/// The learned noise variance σ² of a VAE whose decoder is a SharedVarianceDecoder (as `create` builds).
+let noiseVariance (vae: Vae.VariationalAutoencoder) : float =
+    match vae.Networks.Decoder with
+    | :? SharedVarianceDecoder as d -> float (d.LogVariance.exp().item<float32> ())
+    | _ -> invalidArg "vae" "The VAE's decoder is not a SharedVarianceDecoder (build it with LinearVae.create)."
+
+/// Trains to the optimum: four stages of `epochsPerStage` epochs of Adam with a decreasing step size
+/// (3·10⁻², 10⁻² on minibatches of 50, then 3·10⁻³ and 10⁻³ on full batches), so that no minibatch noise is
+/// left at the end to hold the encoder's variance away from the optimum.
+let fitToOptimum (vae: Vae.VariationalAutoencoder) (x: Tensor) (epochsPerStage: int) =
+    let n = int x.shape.[0]
+    for lr, batch in [ 3e-2, 50; 1e-2, 50; 3e-3, n; 1e-3, n ] do
+        vae.Fit(x, { Training.defaults with LearningRate = lr; Epochs = epochsPerStage; BatchSize = batch }) |> ignore

@@ -16,12 +16,6 @@ let private simulated (seed: int) =
     use x = ProbabilisticPca.sample truth 1000 g
     x.to_type(torch.float32)
 
-/// Minibatch Adam with a decreasing step size to get close, then full batches, so that minibatch noise
-/// does not hold the encoder's variance away from the optimum.
-let train (vae: Vae.VariationalAutoencoder) (x: torch.Tensor) =
-    for lr, batch in [ 3e-2, 50; 1e-2, 50; 3e-3, int x.shape.[0]; 1e-3, int x.shape.[0] ] do
-        vae.Fit(x, { Training.defaults with LearningRate = lr; Epochs = 100; BatchSize = batch }) |> ignore
-
 let tests =
     testList "LinearVae" [
         test "the linear VAE reaches PPCA's maximum log-likelihood and its ELBO is tight there" {
@@ -30,13 +24,10 @@ let tests =
             let exact = ProbabilisticPca.meanLogLikelihood ppca x
             use vae = LinearVae.create 8 2 1
             let before = vae.Elbo(x, 10, 0)
-            train vae x
+            LinearVae.fitToOptimum vae x 100
             let elbo = vae.Elbo(x, 100, 0)
             let logP = vae.LogLikelihood(x, 1000, 0)
-            let sigma2 =
-                match vae.Networks.Decoder with
-                | :? LinearVae.SharedVarianceDecoder as d -> float (d.LogVariance.exp().item<float32> ())
-                | _ -> failwith "the linear VAE's decoder"
+            let sigma2 = LinearVae.noiseVariance vae
             Expect.isLessThan before (exact - 1.0) "untrained, the bound is far below the maximum"
             // No model of this class beats the ML fit; the IW estimate is below log p in expectation.
             Expect.isLessThan logP (exact + 0.005) "log p(x) is at most PPCA's maximum"
