@@ -49,10 +49,12 @@ let private writeText (file: string) (text: string) =
 /// Writes a points CSV atomically.
 let write (file: string) (points: Point seq) = writeText file (String.Join("\n", Seq.append [ header ] (Seq.map toLine points)) + "\n")
 
+/// Epochs 10^(k/10), k = 0 … 32: about ten per decade up to 1585.
+let private logSpaced = Seq.init 33 (fun k -> int (Math.Round(10.0 ** (float k / 10.0)))) |> Set.ofSeq
+
 /// The epochs at which the bounds are measured: the first ten, then about ten per decade of samples, every
 /// 50th, and each stage's end; a few dozen evaluations of 20000 images in a run of 1667 epochs.
 let isMeasured (epoch: int) =
-    let logSpaced = Seq.init 33 (fun k -> int (Math.Round(10.0 ** (float k / 10.0)))) |> Set.ofSeq
     epoch <= 10 || logSpaced.Contains epoch || epoch % 50 = 0 || List.contains epoch stages
 
 /// The resident set size of this process (Linux /proc; NaN elsewhere).
