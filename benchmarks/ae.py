@@ -5,7 +5,7 @@ after an untimed pass of --warmup-steps minibatches."""
 import argparse
 import time
 
-from common import emit, load_mnist, torch_setup
+from common import emit, load_mnist, torch_setup, train_epoch
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", required=True)
@@ -26,19 +26,7 @@ opt = torch.optim.Adam(params, lr=1e-3)
 
 
 def epoch(data, steps=None):
-    n = data.shape[0]
-    order = torch.randperm(n)
-    total = 0.0
-    for i, start in enumerate(range(0, n, B)):
-        if steps is not None and i >= steps:
-            break
-        x = data[order[start:start + B]]
-        loss = nn.functional.mse_loss(torch.sigmoid(decoder(encoder(x))), x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += loss.item() * x.shape[0]
-    return total / n
+    return train_epoch(torch, lambda x: nn.functional.mse_loss(torch.sigmoid(decoder(encoder(x))), x), opt, data, B, steps)
 
 
 t = time.perf_counter()

@@ -47,3 +47,32 @@ def torch_setup(threads):
     import torch
     torch.set_num_threads(threads)
     return torch
+
+
+def train_epoch(torch, loss_of, opt, data, batch, steps=None, binarize=False):
+    """One pass over `data` in shuffled minibatches of `batch` (only the first `steps` of them when given), each
+    resampled as Bernoulli(pixel) when `binarize`: one Adam step on `loss_of(x)` per minibatch. Returns the mean
+    loss per example over the minibatches taken."""
+    n = data.shape[0]
+    order = torch.randperm(n)
+    total, count = 0.0, 0
+    for i, start in enumerate(range(0, n, batch)):
+        if steps is not None and i >= steps:
+            break
+        x = data[order[start:start + batch]]
+        if binarize:
+            x = torch.bernoulli(x)
+        loss = loss_of(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * x.shape[0]
+        count += x.shape[0]
+    return total / count
+
+
+def test_loss(torch, loss_of, data, chunk=1000):
+    """The mean per-example `loss_of` over `data`, in chunks, without gradients."""
+    with torch.no_grad():
+        return sum(loss_of(data[s:s + chunk]).item() * min(chunk, data.shape[0] - s)
+                   for s in range(0, data.shape[0], chunk)) / data.shape[0]

@@ -11,7 +11,7 @@ import argparse
 import math
 import time
 
-from common import emit, load_mnist, torch_setup
+from common import emit, load_mnist, torch_setup, train_epoch
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", required=True)
@@ -53,20 +53,8 @@ opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
 def epoch(data, steps=None):
-    n = data.shape[0]
-    order = torch.randperm(n)
-    total, count = 0.0, 0
-    for i, start in enumerate(range(0, n, B)):
-        if steps is not None and i >= steps:
-            break
-        x = torch.bernoulli(data[order[start:start + B]])
-        loss = model.loss(x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += loss.item() * x.shape[0]
-        count += x.shape[0]
-    return total / count
+    # Dynamic binarisation: every minibatch resampled as Bernoulli(pixel).
+    return train_epoch(torch, model.loss, opt, data, B, steps, binarize=True)
 
 
 t = time.perf_counter()

@@ -12,7 +12,7 @@ import argparse
 import math
 import time
 
-from common import emit, load_mnist, log, proc_status, torch_setup
+from common import emit, load_mnist, log, train_epoch, test_loss as common_test_loss, proc_status, torch_setup
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", required=True)
@@ -60,26 +60,11 @@ opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
 def epoch(data, steps=None):
-    n = data.shape[0]
-    order = torch.randperm(n)
-    total, count = 0.0, 0
-    for i, start in enumerate(range(0, n, B)):
-        if steps is not None and i >= steps:
-            break
-        x = data[order[start:start + B]]
-        loss = model.loss(x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += loss.item() * x.shape[0]
-        count += x.shape[0]
-    return total / count
+    return train_epoch(torch, model.loss, opt, data, B, steps)
 
 
-@torch.no_grad()
 def test_loss(data):
-    return sum(model.loss(data[s:s + 1000]).item() * min(1000, data.shape[0] - s)
-               for s in range(0, data.shape[0], 1000)) / data.shape[0]
+    return common_test_loss(torch, model.loss, data)
 
 
 @torch.no_grad()
