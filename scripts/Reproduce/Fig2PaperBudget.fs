@@ -21,21 +21,27 @@ type Point =
     { Algorithm: string; Latent: int; Epoch: int; Samples: int64; Train: float; Test: float
       /// Wall-clock training seconds since the run began, summed over its resumptions (Fit's Elapsed).
       ElapsedSeconds: float
-      /// Seconds per epoch since the previous point, its evaluations included.
+      /// Wall-clock seconds per epoch since the previous point, its evaluations included (and any time
+      /// the process was paused or starved by other work).
       SecondsPerEpoch: float
       /// The process's resident set size when the point was measured.
-      RssMiB: float }
+      RssMiB: float
+      /// CPU seconds of the process (all its threads) per epoch since the previous point, evaluations
+      /// included: unlike the wall clock, not inflated by pauses or by other jobs on the machine. NaN in
+      /// points written before this column existed.
+      CpuSecondsPerEpoch: float }
 
 let private inv = CultureInfo.InvariantCulture
-let header = "algorithm,latent,epoch,samples,train_bound,test_bound,elapsed_s,seconds_per_epoch,rss_mib"
+let header = "algorithm,latent,epoch,samples,train_bound,test_bound,elapsed_s,seconds_per_epoch,rss_mib,cpu_s_per_epoch"
 let private toLine p =
     String.Join(",", p.Algorithm, string p.Latent, string p.Epoch, string p.Samples, p.Train.ToString("R", inv),
-                p.Test.ToString("R", inv), p.ElapsedSeconds.ToString("F1", inv), p.SecondsPerEpoch.ToString("F3", inv), p.RssMiB.ToString("F1", inv))
+                p.Test.ToString("R", inv), p.ElapsedSeconds.ToString("F1", inv), p.SecondsPerEpoch.ToString("F3", inv), p.RssMiB.ToString("F1", inv), p.CpuSecondsPerEpoch.ToString("F3", inv))
 let private ofLine (l: string) =
     let c = l.Split ','
     { Algorithm = c.[0]; Latent = int c.[1]; Epoch = int c.[2]; Samples = int64 c.[3]; Train = Double.Parse(c.[4], inv)
       Test = Double.Parse(c.[5], inv)
-      ElapsedSeconds = Double.Parse(c.[6], inv); SecondsPerEpoch = Double.Parse(c.[7], inv); RssMiB = Double.Parse(c.[8], inv) }
+      ElapsedSeconds = Double.Parse(c.[6], inv); SecondsPerEpoch = Double.Parse(c.[7], inv); RssMiB = Double.Parse(c.[8], inv)
+      CpuSecondsPerEpoch = if c.Length > 9 then Double.Parse(c.[9], inv) else nan }
 
 /// Reads a points CSV (as this module writes it).
 let read (file: string) = File.ReadAllLines file |> Array.skip 1 |> Array.map ofLine |> List.ofArray
@@ -92,19 +98,30 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
         // Points from before the checkpoint's epoch survive a crash; any later ones are measured again
         // (the resumed run is bit-identical, so they come out the same).
         let points = ResizeArray<Point>(saved)
+        let cpuSeconds () = Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds
+        // The CPU clock since the last point measured by this process (or since Fit began: a resumed
+        // run's first report names the epoch after the checkpoint's).
+        let lastCpu = ref nan
+        let lastCpuEpoch = ref -1
         let progress (r: Training.EpochReport) =
             points.RemoveAll(fun p -> p.Epoch >= r.Epoch) |> ignore
+            if lastCpuEpoch.Value < 0 then lastCpuEpoch.Value <- r.Epoch - 1
             if isMeasured r.Epoch then
+                let cpu = cpuSeconds ()
+                let cpuPerEpoch = (cpu - lastCpu.Value) / float (r.Epoch - lastCpuEpoch.Value)
+                lastCpu.Value <- cpu
+                lastCpuEpoch.Value <- r.Epoch
                 let elapsed = r.Elapsed.TotalSeconds
                 let prevEpoch, prevElapsed = if points.Count = 0 then 0, 0.0 else points.[points.Count - 1].Epoch, points.[points.Count - 1].ElapsedSeconds
                 let p = { Algorithm = name algorithm; Latent = latent; Epoch = r.Epoch; Samples = r.ExamplesSeen
                           Train = model.Elbo(trainScored, 1, 0); Test = model.Elbo(testScored, 1, 0)
                           ElapsedSeconds = elapsed; SecondsPerEpoch = (elapsed - prevElapsed) / float (r.Epoch - prevEpoch)
-                          RssMiB = rssMiB () }
+                          RssMiB = rssMiB (); CpuSecondsPerEpoch = cpuPerEpoch }
                 points.Add p
                 write pointsFile points
-                Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch, RSS {p.RssMiB:F0} MiB"
+                Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch ({p.CpuSecondsPerEpoch:F2} CPU s), RSS {p.RssMiB:F0} MiB"
         let config = { adagrad train.shape.[0] lr epochs with Progress = progress; CheckpointPath = Some (Path.Combine(dir, "run.checkpoint")) }
+        lastCpu.Value <- cpuSeconds ()
         fit algorithm model train config |> ignore
         List.ofSeq points
 
