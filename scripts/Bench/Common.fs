@@ -13,7 +13,7 @@ let inv = CultureInfo.InvariantCulture
 let log (s: string) = eprintfn "[%s] %s" (DateTime.Now.ToString("HH:mm:ss", inv)) s
 
 /// A child's result line: `@result {json}`; the Python scripts print the same.
-let ResultPrefix = "@result "
+let ResultPrefix = Scripts.Peers.ResultPrefix
 
 let emit (o: JsonObject) = printfn "%s%s" ResultPrefix (o.ToJsonString())
 

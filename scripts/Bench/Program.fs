@@ -10,6 +10,7 @@ open System.Text
 open System.Text.Json.Nodes
 open Bench.Common
 open Bench.Report
+open Scripts
 
 type Settings =
     { Quick: bool
@@ -63,23 +64,8 @@ let private failures = ResizeArray<string>()
 let private runChild (s: Settings) (label: string) (program: string) (args: string list) (env: (string * string) list) =
     let shown = env |> List.filter (fun (k, _) -> k <> "PYTHONNOUSERSITE") |> List.map (fun (k, v) -> $"{k}={v} ")
     log $"""{label}: {String.Concat shown}{Path.GetFileName program} {String.Join(" ", args)}"""
-    let psi = ProcessStartInfo(program, args, WorkingDirectory = s.Root, UseShellExecute = false,
-                               RedirectStandardOutput = true, RedirectStandardError = true)
-    for k, v in env do
-        if isNull v then psi.Environment.Remove k |> ignore else psi.Environment[k] <- v
-    use p = new Process(StartInfo = psi)
-    let mutable result = None
-    p.OutputDataReceived.Add(fun e ->
-        if not (isNull e.Data) then
-            if e.Data.StartsWith ResultPrefix then result <- Some(JsonNode.Parse(e.Data.Substring ResultPrefix.Length).AsObject())
-            else eprintfn "    %s" e.Data)
-    p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then eprintfn "    %s" e.Data)
-    p.Start() |> ignore
-    p.BeginOutputReadLine()
-    p.BeginErrorReadLine()
-    if not (p.WaitForExit(TimeSpan.FromMinutes 60.0)) then p.Kill true
-    p.WaitForExit()
-    match p.ExitCode, result with
+    let code, result = Peers.runForResult (eprintfn "    %s") s.Root env (TimeSpan.FromMinutes 60.0) program args
+    match code, result with
     | 0, Some r -> Some r
     | code, _ ->
         let why = if result.IsNone then ", no result" else ""

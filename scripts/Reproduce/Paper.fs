@@ -149,6 +149,11 @@ let write (paper: string) (command: string) (fig2Points: Fig2Bound.Point list) (
     let claims, overfit = fig2Claims fig2Points
     let sweep = sweepClaims (Path.Combine(paper, "results"))
     let linearVae = if File.Exists(Path.Combine(paper, "results", "linear_vae_ppca.md")) then table "linear_vae_ppca.md" else ""
+    let iwaeIntro =
+        "### Beyond the paper: the IWAE table\n\nBurda et al. (2016)'s one-stochastic-layer MNIST model, trained as a VAE and as an importance-weighted "
+        + "autoencoder by `dotnet fsi build.fsx reproduce --iwae-table` (not part of the default run), beside their published "
+        + "numbers and beside PyTorch at the same budget.\n\n"
+    let iwae = if File.Exists(Path.Combine(paper, "results", "iwae_table.md")) then iwaeIntro + table "iwae_table.md" + "\n" else ""
     let date = DateTime.UtcNow.ToString "yyyy-MM-dd"
     let text = $"""# Auto-Encoding Variational Bayes, reproduced in .NET
 
@@ -212,6 +217,7 @@ $1/p_\theta(x) \approx \tfrac1L \sum_l q(z_l) / p_\theta(x, z_l)$ on $L$ fresh o
 also holds, at every point, the importance-weighted estimate with K = {fig3K} on 1000 images (columns `train_iw`,
 `test_iw`; for MCEM, whose encoder is untrained, a loose lower bound).
 
+{iwae}
 ### Figure 4: the learned manifold, and the test set in latent space
 
 ![Figure 4](figures/fig4_manifold.png)

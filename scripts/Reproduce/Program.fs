@@ -13,27 +13,29 @@ let private usage () =
     eprintfn "  --paper-budget  only Figure 2, to the paper's 10^8 training samples per curve (hours; resumable:"
     eprintfn "                  rerun the same command to continue, see runs/fig2-paper/), then paper.md"
     eprintfn "  --figure3       only Figure 3 (results and figure; not paper.md), at the budget chosen"
+    eprintfn "  --iwae-table    only the IWAE table (Burda et al.'s model as VAE and IWAE k = 5, 50, ours and PyTorch's;"
+    eprintfn "                  about an hour; resumable, see runs/iwae-table/), then paper.md"
     2
 
 /// What each run trains: the default, the smoke test, or Figure 2 at the paper's budget.
 type private Settings =
     { Comparison: Comparison.Budget; Sweep: LatentSweep.Budget; FigureEpochs: int; Fig2: Fig2Bound.Budget
-      Fig3Sizes: int64 list; Fig3Budget: int64; Fig3K: int; TrainRows: int64; Cache: string; Paper: string }
+      Fig3Sizes: int64 list; Fig3Budget: int64; Fig3K: int; Iwae: IwaeTable.Budget; TrainRows: int64; Cache: string; Paper: string }
 
 let private settings quick =
     if quick then
         { Comparison = Comparison.quick; Sweep = LatentSweep.quick; FigureEpochs = 1; Fig2 = { Epochs = 1; Latents = [ 3; 20 ]; SearchRows = 1000L }
-          Fig3Sizes = [ 1000L; 10000L ]; Fig3Budget = 20000L; Fig3K = 10; TrainRows = 10000L; Cache = Path.Combine("runs", "quick"); Paper = Path.Combine("runs", "quick", "paper") }
+          Fig3Sizes = [ 1000L; 10000L ]; Fig3Budget = 20000L; Fig3K = 10; Iwae = IwaeTable.quick; TrainRows = 10000L; Cache = Path.Combine("runs", "quick"); Paper = Path.Combine("runs", "quick", "paper") }
     else
         { Comparison = Comparison.full; Sweep = LatentSweep.full; FigureEpochs = 20
           Fig2 = { Epochs = 30; Latents = Fig2Bound.latentSizes; SearchRows = 10000L }
-          Fig3Sizes = Fig3Marginal.trainSizes; Fig3Budget = 2_000_000L; Fig3K = 200
+          Fig3Sizes = Fig3Marginal.trainSizes; Fig3Budget = 2_000_000L; Fig3K = 200; Iwae = IwaeTable.full
           TrainRows = 60000L; Cache = "runs"; Paper = "paper" }
 
 [<EntryPoint>]
 let main argv =
     let rec parse (m: Map<string, string>) = function
-        | ("--quick" | "--paper-budget" | "--figure3" as flag) :: rest -> parse (m.Add(flag, "true")) rest
+        | ("--quick" | "--paper-budget" | "--figure3" | "--iwae-table" as flag) :: rest -> parse (m.Add(flag, "true")) rest
         | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k, v)) rest
         | [] -> Some m
         | _ -> None
@@ -57,12 +59,18 @@ let main argv =
                 written)
         let paperStep =
             step "paper.md" (fun () ->
-                let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget") |> Array.map ((+) " ")))
+                let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget" || a = "--iwae-table") |> Array.map ((+) " ")))
                 [ Paper.write paper command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
         let fig3Step =
             step "Figure 3: marginal log-likelihood" (fun () ->
                 Fig3Marginal.run s.Cache results figures s.Fig2.SearchRows s.Fig3Sizes s.Fig3Budget s.Fig3K train test |> fst)
         if opts.ContainsKey "--figure3" then Steps.run [ fig3Step ]
+        elif opts.ContainsKey "--iwae-table" then
+          Steps.run [
+            step "The IWAE table: VAE and IWAE k = 5, 50 on dynamically binarised MNIST, ours and PyTorch's" (fun () ->
+                IwaeTable.run s.Iwae s.Cache results opts.["--data"] train test)
+            fig2Step
+            paperStep ]
         elif paperBudget then
           Steps.run [
             step "Figure 2 at the paper's budget: 10^8 samples per curve (resumable)" (fun () ->

@@ -1,4 +1,5 @@
 /// The peers: Debian's python3-torch and python3-sklearn, installed on demand, run against OpenBLAS.
+/// Shared by scripts/Bench (the bench) and scripts/Reproduce (the IWAE table's PyTorch reference run).
 ///
 /// Debian's python3-torch 1.13 is built with BLAS_INFO=generic: libtorch_cpu links libblas.so.3 and
 /// liblapack.so.3, which the alternatives system points at the reference (unoptimised) BLAS unless an
@@ -6,12 +7,40 @@
 /// system, Debian's libopenblas0-openmp is unpacked (apt-get download, dpkg -x) into a private folder whose
 /// openblas-openmp/ directory provides libblas.so.3 and liblapack.so.3, and the peer processes get that
 /// folder first on LD_LIBRARY_PATH. numpy and scipy (scikit-learn) link the same sonames and use it too.
-module Bench.Peers
+module Scripts.Peers
 
 open System
 open System.Diagnostics
 open System.IO
-open Bench.Common
+open System.Text.Json.Nodes
+
+/// Timestamped progress on stderr (stdout carries the results).
+let private log (s: string) = eprintfn "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") s
+
+/// A child's result line: `@result {json}` (benchmarks/common.py's emit and the bench workers print it).
+let ResultPrefix = "@result "
+
+/// Runs a child process with `env` (a null value removes that variable), passing every other line of its
+/// output to `echo`, and returns its exit code and its `@result` object (None when it printed none). A child
+/// still running after `timeout` is killed.
+let runForResult (echo: string -> unit) (workDir: string) (env: (string * string) list) (timeout: TimeSpan) (program: string) (args: string list) =
+    let psi = ProcessStartInfo(program, args, WorkingDirectory = workDir, UseShellExecute = false,
+                               RedirectStandardOutput = true, RedirectStandardError = true)
+    for k, v in env do
+        if isNull v then psi.Environment.Remove k |> ignore else psi.Environment[k] <- v
+    use p = new Process(StartInfo = psi)
+    let mutable result = None
+    p.OutputDataReceived.Add(fun e ->
+        if not (isNull e.Data) then
+            if e.Data.StartsWith ResultPrefix then result <- Some(JsonNode.Parse(e.Data.Substring ResultPrefix.Length).AsObject())
+            else echo e.Data)
+    p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then echo e.Data)
+    p.Start() |> ignore
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    if not (p.WaitForExit timeout) then p.Kill true
+    p.WaitForExit()
+    p.ExitCode, result
 
 /// Debian's interpreter, not whatever `python3` is first on PATH (pyenv shims lack the Debian packages).
 let Python = "/usr/bin/python3"
