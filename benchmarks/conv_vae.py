@@ -1,5 +1,5 @@
 """PyTorch reference for Research.Core's convolutional VAE (VaeConfig.Convolutional = 1×28×28, HiddenSizes
-[32, 64], latent 20; see src/Research.Core/ConvNet.fs). The same layers in the same order:
+[32, 64], latent 20; see src/Research.Core/Layers/ConvNet.fs). The same layers in the same order:
 encoder  rows → 1×28×28 → Conv(1→32, k4 s2 p1) ReLU → Conv(32→64, k4 s2 p1) ReLU → flatten → Linear(3136→40)
 decoder  Linear(20→3136) ReLU → 64×7×7 → ConvT(64→32, k4 s2 p1) ReLU → ConvT(32→1, k4 s2 p1) → flatten (logits)
 ConvNet puts the activation after the decoder's linear layer too, so this does. PyTorch's default

@@ -1,4 +1,4 @@
-"""PyTorch reference for Research.Core.Vae at the library's defaults (see src/Research.Core/Vae.fs):
+"""PyTorch reference for Research.Core.Vae at the library's defaults (see src/Research.Core/Models/Vae.fs):
 encoder 784-400-40 (ReLU; the last layer emits μ and log σ² together), decoder 20-400-784 (ReLU, logits),
 Bernoulli likelihood (BCE with logits, summed over pixels), analytic KL, L = 1, loss = mean per example of
 −ELBO, Adam 1e-3, batch 128, data preloaded as one tensor and shuffled by a randperm index each epoch.

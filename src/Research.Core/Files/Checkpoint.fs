@@ -7,7 +7,7 @@
 ///   int32 rank, rank × int64 dimensions, the elements as raw little-endian values in row-major order;
 ///   finally the CRC-32 (IEEE 802.3, as in zip and gzip) of every byte before it, as a uint32.
 /// A string is an int32 byte length (at most MaxStringBytes) followed by that many bytes of UTF-8.
-module Research.Core.Checkpoint
+module internal Research.Core.Checkpoint
 
 open System
 open System.Buffers.Binary

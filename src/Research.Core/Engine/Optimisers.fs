@@ -1,5 +1,5 @@
 /// The update rules of the stochastic gradient methods, applied to a model's flat parameter buffer.
-module Research.Core.Optimisers
+module internal Research.Core.Optimisers
 
 open System
 open TorchSharp

@@ -2,7 +2,7 @@
 /// optimiser update and zeroing the gradients are each one pass over every weight instead of one per
 /// layer (a VAE step spent a fifth of its time in small per-layer ops). A second buffer of the same size
 /// takes each update, so the weights before the latest step are kept without being copied.
-module Research.Core.FlatParameters
+module internal Research.Core.FlatParameters
 
 open System
 open TorchSharp

@@ -1,5 +1,5 @@
 /// Model files: a model's options as text and its parameters as tensors, in a Checkpoint.
-module Research.Core.ModelFile
+module internal Research.Core.ModelFile
 
 open System
 open System.Globalization

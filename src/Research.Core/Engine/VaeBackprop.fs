@@ -6,7 +6,7 @@
 /// gradient. The forward values come from the same operations as Vae's autograd loss (the same layers,
 /// Gaussian.sample on the same generator, the same likelihood and KL functions), so the loss is the same;
 /// tests compare the gradients with autograd's on random architectures.
-module Research.Core.VaeBackprop
+module internal Research.Core.VaeBackprop
 
 open System
 open TorchSharp
