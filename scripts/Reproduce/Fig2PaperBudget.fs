@@ -44,6 +44,14 @@ let private ofLine (l: string) =
       CpuSecondsPerEpoch = if c.Length > 9 then Double.Parse(c.[9], inv) else nan }
 
 /// Reads a points CSV (as this module writes it).
+/// A sample count as the paper writes it, e.g. 1.00·10⁷ (0 as 0).
+let samplesText (samples: int64) =
+    if samples <= 0L then "0"
+    else
+        let e = int (floor (log10 (float samples)))
+        let superscript = String.map (fun c -> "⁰¹²³⁴⁵⁶⁷⁸⁹".[int c - int '0']) (string e)
+        (float samples / 10.0 ** float e).ToString("F2", inv) + "·10" + superscript
+
 let read (file: string) = File.ReadAllLines file |> Array.skip 1 |> Array.map ofLine |> List.ofArray
 
 let private writeText (file: string) (text: string) =
@@ -140,7 +148,7 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
         let panel latent (plot: ScottPlot.Plot) =
             let mine = points |> List.filter (fun p -> p.Latent = latent)
             let reached = if mine.IsEmpty then 0L else mine |> List.map (fun p -> p.Samples) |> List.max
-            Curves.drawPanel plot $"MNIST, N_z = {latent} (to {float reached:G3} samples)" "lower bound per datapoint (nats)"
+            Curves.drawPanel plot $"MNIST, N_z = {latent} (to {samplesText reached} samples)" "lower bound per datapoint (nats)"
                 mine (fun p -> p.Algorithm, p.Samples, p.Train, p.Test)
         Plots.panels png [ for latent in Fig2Bound.latentSizes -> panel latent ] 3 620 460 |> ignore
         points

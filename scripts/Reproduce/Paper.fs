@@ -110,8 +110,10 @@ let private paperBudgetSection (results: string) =
                 let growth = 100.0 * (rssMax / first.RssMiB - 1.0)
                 let lo, hi = paperFig2.[latent]
                 let inRange = if last.Samples >= 100_000_000L then (if last.Test >= lo && last.Test <= hi then "inside" elif last.Test > hi then "above" else "below") else "not yet at 10⁸"
-                $"| {latent} | {algorithm} | {float last.Samples:G3} | {last.Train:F2} | {last.Test:F2} | {lo:F0} … {hi:F0} | {inRange} | {median:F2} | {first.RssMiB:F0} → {rssMax:F0} ({growth:F1}%%) | {last.ElapsedSeconds / 3600.0:F2} |" ]
-        let reached = points |> List.map (fun p -> p.Samples) |> List.min
+                $"| {latent} | {algorithm} | {Fig2PaperBudget.samplesText last.Samples} | {last.Train:F2} | {last.Test:F2} | {lo:F0} … {hi:F0} | {inRange} | {median:F2} | {first.RssMiB:F0} → {rssMax:F0} ({growth:F1}%%) | {last.ElapsedSeconds / 3600.0:F2} |" ]
+        // The least any curve has reached, and how many of the figure's curves have started at all.
+        let reached = curves |> List.map (fun (_, ps) -> ps |> List.map (fun p -> p.Samples) |> List.max) |> List.min
+        let planned = 2 * Fig2Bound.latentSizes.Length
         let complete = curves |> List.forall (fun (_, ps) -> ps |> List.exists (fun p -> p.Samples >= 100_000_000L))
         let aevbAbove =
             [ for latent in curves |> List.map (fst >> fst) |> List.distinct do
@@ -119,11 +121,12 @@ let private paperBudgetSection (results: string) =
                 match final "AEVB", final "Wake-sleep" with
                 | Some a, Some w when a.Epoch = w.Epoch ->
                     let above = if a.Test > w.Test then "AEVB above" else "wake-sleep above"
-                    yield $"N_z = {latent}: AEVB {a.Test:F2} against wake-sleep {w.Test:F2} at {float a.Samples:G3} samples ({above})"
+                    yield $"N_z = {latent}: AEVB {a.Test:F2} against wake-sleep {w.Test:F2} at {Fig2PaperBudget.samplesText a.Samples} samples ({above})"
                 | _ -> () ]
+        let comparison = if aevbAbove.IsEmpty then "" else String.Join("; ", aevbAbove) + "."
         let status =
             if complete then "Every curve reached the paper's 10⁸ training samples."
-            else $"The run is not finished: it is resumable, and every curve has reached at least {float reached:G3} samples so far (the table gives each curve's own budget); rerun `dotnet fsi build.fsx reproduce --paper-budget` to continue."
+            else $"The run is not finished: it is resumable, and {curves.Length} of its {planned} curves have started and each of those has reached at least {Fig2PaperBudget.samplesText reached} samples so far (the table gives each curve's own budget); rerun `dotnet fsi build.fsx reproduce --paper-budget` to continue."
         $"""### Figure 2 at the paper's budget
 
 ![Figure 2 at the paper's budget](figures/fig2_bound_paper_budget.png)
@@ -140,7 +143,7 @@ wall-clock hours include the time the run was paused or shared the machine with 
 |---:|---|---:|---:|---:|---|---|---:|---|---:|
 {String.Join("\n", rows)}
 
-{String.Join("; ", aevbAbove)}.
+{comparison}
 """
 
 /// Writes `paper`/paper.md. `tables` are the generated Markdown tables (relative to `paper`).
