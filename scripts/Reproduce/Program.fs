@@ -14,7 +14,7 @@ let private usage () =
     eprintfn "                  rerun the same command to continue, see runs/fig2-paper/), then paper.md"
     eprintfn "  --figure3       only Figure 3 (results and figure; not paper.md), at the budget chosen"
     eprintfn "  --iwae-table    only the IWAE table (Burda et al.'s model as VAE and IWAE k = 5, 50, ours and PyTorch's;"
-    eprintfn "                  about an hour; resumable, see runs/iwae-table/), then paper.md"
+    eprintfn "                  about 17 min here; resumable, see runs/iwae-table/), then paper.md"
     2
 
 /// What each run trains: the default, the smoke test, or Figure 2 at the paper's budget.
