@@ -212,7 +212,8 @@ public sealed class PackageTests(PackedFeed packed, ITestOutputHelper log)
         var clean = await Version();
         Assert.Equal($"0.2.{height}", clean);
 
-        var source = Path.Combine(clone, "src", "Research.Core", "Gaussian.fs");
+        var source = Path.Combine(clone, "src", "Research.Core", "Probability", "Gaussian.fs");
+        Assert.True(File.Exists(source), $"{source} is a packed source file to change");
         File.AppendAllText(source, "\n// one change\n");
         var changed = await Version();
         Assert.Matches($@"^0\.2\.{height + 1}-dev\.[0-9a-f]{{8}}$", changed);   // after the last commit's, before the next one's
