@@ -187,6 +187,10 @@ let run (s: Settings) =
         match results.TryGetValue "ours.sgemm" with
         | true, l when l.Count > 0 && not (isNull l.[0].["mkl_code_path"]) -> l.[0].["mkl_code_path"].GetValue<string>()
         | _ -> "not recorded"
+    let mallocTuning =
+        match results.TryGetValue "ours.sgemm" with
+        | true, l when l.Count > 0 && not (isNull l.[0].["malloc_tuning"]) -> l.[0].["malloc_tuning"].GetValue<string>()
+        | _ -> "not recorded"
     let mode =
         if s.NewOnly then "**--only new** (the rows of issue 11 and the VAE epoch pair only)"
         elif s.Quick then "**--quick** (smoke test: small sizes, 1 repetition; not a measurement)" else "full run"
@@ -194,7 +198,7 @@ let run (s: Settings) =
         [ String.Format(inv, "Run {0:yyyy-MM-dd HH:mm} to {1:HH:mm}, {2}; {3}, {4} cores, {5} threads on both sides; load average {6} at the start, {7} at the end.",
                         started, DateTime.Now, mode, cpuModel (), Environment.ProcessorCount, s.Threads, loadStart, loadAverage ())
           "Ours: Research.Core on TorchSharp-cpu 0.107.0 (libtorch 2.10 with MKL; the library sets MKL_CBWR=AUTO,STRICT and, on AMD CPUs, lets MKL choose kernels by CPU features: "
-          + mklPath + "). "
+          + mklPath + "; and raises glibc malloc's mmap threshold and top padding so that a step's large buffers are reused: " + mallocTuning + "). "
           + $"Peers: Debian's python3-torch, scikit-learn, numpy ({versions.Trim()}) on Debian's OpenBLAS 0.3.21 (libopenblas0-openmp, unpacked privately) "
           + $"through LD_LIBRARY_PATH: " + String.Join(", ", linkage) + "; without it: " + String.Join(", ", refLinkage) + "."
           (match s.WaitPolicy with

@@ -36,6 +36,7 @@ let private facts (o: JsonObject) defaultThreads =
     put o "default_threads" (defaultThreads)
     put o "mkl_cbwr" ((match Environment.GetEnvironmentVariable "MKL_CBWR" with null -> "(unset)" | v -> v))
     put o "mkl_code_path" (sprintf "%A" (Native.mklCodePath ()))
+    put o "malloc_tuning" (sprintf "%A" (Native.mallocTuning ()))
     o
 
 let private train (data: string) (rows: int) =

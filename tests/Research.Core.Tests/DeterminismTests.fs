@@ -40,7 +40,7 @@ let result () : byte[] =
 /// What the process computes with: the settings that decide the bits.
 let environment () =
     let cbwr = Environment.GetEnvironmentVariable "MKL_CBWR"
-    $"threads {torch.get_num_threads ()}, MKL_CBWR={cbwr}, MKL code path {Native.mklCodePath ()}, libtorch {torch.__version__}, {Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}"
+    $"threads {torch.get_num_threads ()}, MKL_CBWR={cbwr}, MKL code path {Native.mklCodePath ()}, malloc {Native.mallocTuning ()}, libtorch {torch.__version__}, {Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}"
 
 /// The child mode: writes result () to `path` and the environment to stdout; exit code 0.
 let child (path: string) (threads: int option) =
@@ -121,6 +121,28 @@ let tests =
                     Expect.stringContains text "KeptByUser" "the child left MKL's vendor check alone"
                     // Different kernels round differently: seeing a difference proves the switch changed MKL's path.
                     Expect.isFalse (kept = mine) "MKL's own choice on AMD computes different last bits"
+                finally
+                    dir.Delete true
+        }
+        test "on Linux, glibc malloc is set to reuse a step's large buffers; RESEARCH_MALLOC=keep leaves it alone, and the bits are the same" {
+            match Native.mallocTuning () with
+            | Native.NotApplicable reason -> Expect.isFalse (OperatingSystem.IsLinux()) $"every glibc Linux is tuned, but here: {reason}"
+            | Native.LeftToUser ->
+                let set =
+                    [ "MALLOC_TOP_PAD_"; "MALLOC_MMAP_THRESHOLD_"; "MALLOC_TRIM_THRESHOLD_"; "MALLOC_MMAP_MAX_"; "GLIBC_TUNABLES"; Native.MallocVariable ]
+                    |> List.filter (fun v -> not (isNull (Environment.GetEnvironmentVariable v)))
+                Expect.isNonEmpty set "malloc is left alone only when the process was started with settings of its own"
+            | Native.Tuned(threshold, pad) ->
+                Expect.equal (threshold, pad) (Native.MmapThresholdBytes, Native.TopPadBytes) "the documented settings"
+                let dir = Directory.CreateTempSubdirectory("research-malloc-")
+                try
+                    let mine = result ()
+                    let code, text, kept = startChild dir.FullName "kept.bin" [] [ Native.MallocVariable, Some "keep" ] ()
+                    figure "child with %s=keep: [%s]" Native.MallocVariable text
+                    Expect.equal code 0 $"the child exits cleanly: {text}"
+                    Expect.stringContains text "LeftToUser" "the child left malloc as it is"
+                    // Where buffers live changes their alignment; MKL_CBWR=AUTO,STRICT makes the results independent of it.
+                    Expect.isTrue (kept = mine) $"malloc's settings do not change the bits (first difference at byte {firstDifference kept mine})"
                 finally
                     dir.Delete true
         }
