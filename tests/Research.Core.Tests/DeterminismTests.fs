@@ -75,6 +75,19 @@ let private startChild (dir: string) (name: string) (extra: string list) (enviro
         let bytes = if File.Exists out then File.ReadAllBytes out else [||]
         p.ExitCode, text, bytes
 
+/// This process's result and that of a child started with `variable`=keep, after checking that the child
+/// exited cleanly: (this process's bytes, the child's environment line, the child's bytes).
+let private againstChildKeeping (variable: string) =
+    let dir = Directory.CreateTempSubdirectory("research-keep-")
+    try
+        let mine = result ()
+        let code, text, kept = startChild dir.FullName "kept.bin" [] [ variable, Some "keep" ] ()
+        figure "child with %s=keep: [%s]" variable text
+        Expect.equal code 0 $"the child exits cleanly: {text}"
+        mine, text, kept
+    finally
+        dir.Delete true
+
 /// The first differing byte offset, for messages.
 let private firstDifference (a: byte[]) (b: byte[]) =
     Seq.zip a b |> Seq.tryFindIndex (fun (x, y) -> x <> y) |> Option.defaultValue (min a.Length b.Length)
@@ -112,17 +125,10 @@ let tests =
             | Native.AsShipped reason -> Expect.stringContains (environment ()) "AsShipped" $"not applicable here: {reason}"
             | path ->
                 Expect.equal path Native.FeatureDispatch "this process uses MKL's kernels for the CPU's features"
-                let dir = Directory.CreateTempSubdirectory("research-mkl-path-")
-                try
-                    let mine = result ()
-                    let code, text, kept = startChild dir.FullName "kept.bin" [] [ Native.VendorCheckVariable, Some "keep" ] ()
-                    figure "child with %s=keep: [%s]" Native.VendorCheckVariable text
-                    Expect.equal code 0 $"the child exits cleanly: {text}"
-                    Expect.stringContains text "KeptByUser" "the child left MKL's vendor check alone"
-                    // Different kernels round differently: seeing a difference proves the switch changed MKL's path.
-                    Expect.isFalse (kept = mine) "MKL's own choice on AMD computes different last bits"
-                finally
-                    dir.Delete true
+                let mine, text, kept = againstChildKeeping Native.VendorCheckVariable
+                Expect.stringContains text "KeptByUser" "the child left MKL's vendor check alone"
+                // Different kernels round differently: seeing a difference proves the switch changed MKL's path.
+                Expect.isFalse (kept = mine) "MKL's own choice on AMD computes different last bits"
         }
         test "on Linux, glibc malloc is set to reuse a step's large buffers; RESEARCH_MALLOC=keep leaves it alone, and the bits are the same" {
             match Native.mallocTuning () with
@@ -134,16 +140,9 @@ let tests =
                 Expect.isNonEmpty set "malloc is left alone only when the process was started with settings of its own"
             | Native.Tuned(threshold, pad) ->
                 Expect.equal (threshold, pad) (Native.MmapThresholdBytes, Native.TopPadBytes) "the documented settings"
-                let dir = Directory.CreateTempSubdirectory("research-malloc-")
-                try
-                    let mine = result ()
-                    let code, text, kept = startChild dir.FullName "kept.bin" [] [ Native.MallocVariable, Some "keep" ] ()
-                    figure "child with %s=keep: [%s]" Native.MallocVariable text
-                    Expect.equal code 0 $"the child exits cleanly: {text}"
-                    Expect.stringContains text "LeftToUser" "the child left malloc as it is"
-                    // Where buffers live changes their alignment; MKL_CBWR=AUTO,STRICT makes the results independent of it.
-                    Expect.isTrue (kept = mine) $"malloc's settings do not change the bits (first difference at byte {firstDifference kept mine})"
-                finally
-                    dir.Delete true
+                let mine, text, kept = againstChildKeeping Native.MallocVariable
+                Expect.stringContains text "LeftToUser" "the child left malloc as it is"
+                // Where buffers live changes their alignment; MKL_CBWR=AUTO,STRICT makes the results independent of it.
+                Expect.isTrue (kept = mine) $"malloc's settings do not change the bits (first difference at byte {firstDifference kept mine})"
         }
     ]
