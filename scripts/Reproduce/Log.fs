@@ -8,8 +8,10 @@ open System
 let mutable private write: string -> unit = fun s -> Console.WriteLine s
 let mutable private advance: float -> unit = ignore
 
-/// Prints "[HH:mm:ss] message".
-let line (message: string) = write (sprintf "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") message)
+let private sync = obj ()
+
+/// Prints "[HH:mm:ss] message"; safe from several threads (the paper-budget run trains curves on two).
+let line (message: string) = lock sync (fun () -> write (sprintf "[%s] %s" (DateTime.Now.ToString "HH:mm:ss") message))
 
 /// Reports that `doneSoFar` of `total` parts of the current step are finished.
 let fraction (doneSoFar: int) (total: int) = if total > 0 then advance (float doneSoFar / float total)

@@ -135,11 +135,12 @@ Trained by `dotnet fsi build.fsx reproduce --paper-budget`: the same models and 
 to 1667 epochs of 60000 images (1.0·10⁸ samples), through resumable training (a run checkpoint after every
 epoch, so the run survives being stopped). {status} The train bound is measured on the first
 {Fig2Bound.scoredRows} training images, the test bound on the test set, at about ten epochs per decade of samples.
-The paper's end values are read approximately from its Figure 2. The cost column is the process's CPU
-time per epoch (both threads, evaluations included; "nan" where the points predate that column); the
-wall-clock hours include the time the run was paused or shared the machine with other work.
+The paper's end values are read approximately from its Figure 2. The cost column is the CPU time per epoch
+of the thread that trains the curve (each curve trains on one thread, {Fig2PaperBudget.workers} curves at a time on this machine; evaluations
+included; "nan" where the points predate that column); the wall-clock hours include the time the run was
+paused or shared the machine with other work, and the RSS is the whole process's.
 
-| N_z | algorithm | samples | train bound | test bound | paper at 10⁸ (approx.) | ours vs the paper | CPU s/epoch (median, 2 threads) | RSS first → max (MiB) | wall-clock hours (pauses included) |
+| N_z | algorithm | samples | train bound | test bound | paper at 10⁸ (approx.) | ours vs the paper | CPU s/epoch (median, one thread) | RSS first → max (MiB) | wall-clock hours (pauses included) |
 |---:|---|---:|---:|---:|---|---|---:|---|---:|
 {String.Join("\n", rows)}
 
