@@ -1,7 +1,9 @@
-"""Helpers shared by the peer reference scripts: MNIST IDX loading, the result protocol, RSS readings.
+"""Helpers shared by the peer reference scripts: MNIST IDX loading, the result protocol, RSS readings, the
+importance weights of a Bernoulli VAE.
 
 Every script prints its measurements as one line `@result {json}` that scripts/Bench parses."""
 import json
+import math
 import os
 import sys
 import time
@@ -76,3 +78,19 @@ def test_loss(torch, loss_of, data, chunk=1000):
     with torch.no_grad():
         return sum(loss_of(data[s:s + chunk]).item() * min(chunk, data.shape[0] - s)
                    for s in range(0, data.shape[0], chunk)) / data.shape[0]
+
+
+LOG2PI = math.log(2 * math.pi)
+
+
+def log_weights(torch, decoder, x, mu, logvar, k):
+    """log p(x|z_k) + log p(z_k) − log q(z_k|x) [k, B] for a Bernoulli decoder (logits) and q = N(mu, e^logvar):
+    the k samples reparameterised in one draw, log q computed from z − μ, as Research.Core's Gaussian.logDensity does."""
+    F = torch.nn.functional
+    z = mu + torch.exp(0.5 * logvar) * torch.randn((k,) + mu.shape)
+    logits = decoder(z)
+    logpx = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    logpz = (-0.5 * (z * z + LOG2PI)).sum(-1)
+    d = z - mu
+    logq = (-0.5 * (d * d * torch.exp(-logvar) + logvar + LOG2PI)).sum(-1)
+    return logpx + logpz - logq

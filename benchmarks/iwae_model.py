@@ -5,13 +5,13 @@ last layer emitting μ and log σ² together, a Bernoulli decoder (logits), PyTo
 reference run)."""
 import math
 
+from common import log_weights as common_log_weights
+
 P, H, D = 784, 200, 50
-LOG2PI = math.log(2 * math.pi)
 
 
 def build(torch):
     nn = torch.nn
-    F = nn.functional
 
     class Iwae(nn.Module):
         def __init__(self):
@@ -20,16 +20,9 @@ def build(torch):
             self.decoder = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh(), nn.Linear(H, P))
 
         def log_weights(self, x, k):
-            """log p(x|z_k) + log p(z_k) − log q(z_k|x) [k, B], the k samples reparameterised in one draw and
-            log q computed from z − μ, as Gaussian.logDensity does."""
+            """log p(x|z_k) + log p(z_k) − log q(z_k|x) [k, B] (common.log_weights)."""
             mu, logvar = self.encoder(x).chunk(2, -1)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn((k,) + mu.shape)
-            logits = self.decoder(z)
-            logpx = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
-            logpz = (-0.5 * (z * z + LOG2PI)).sum(-1)
-            d = z - mu
-            logq = (-0.5 * (d * d * torch.exp(-logvar) + logvar + LOG2PI)).sum(-1)
-            return logpx + logpz - logq
+            return common_log_weights(torch, self.decoder, x, mu, logvar, k)
 
         def loss(self, x, k):
             """The negative IWAE bound −mean over rows of log (1/k) Σ_k w_k (k = 1: the negative ELBO)."""

@@ -12,7 +12,7 @@ import argparse
 import math
 import time
 
-from common import emit, load_mnist, log, train_epoch, test_loss as common_test_loss, proc_status, torch_setup
+from common import emit, load_mnist, log, log_weights, train_epoch, test_loss as common_test_loss, proc_status, torch_setup
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", required=True)
@@ -71,21 +71,13 @@ def test_loss(data):
 def importance_weighted(x, k, rows=100, budget=1 << 23):
     """Mean over rows of log (1/K) Σ_k p(x, z_k) / q(z_k|x): the same chunking as Research.Core.Vae."""
     chunk = max(1, min(k, budget // (rows * P)))
-    log2pi = math.log(2 * math.pi)
     total = 0.0
     for s in range(0, x.shape[0], rows):
         xb = x[s:s + rows]
         mu, logvar = model.encode(xb)
         logws = []
         for start in range(0, k, chunk):
-            c = min(chunk, k - start)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn((c,) + mu.shape)
-            logits = model.decoder(z)
-            logpx = -F.binary_cross_entropy_with_logits(logits, xb.expand_as(logits), reduction="none").sum(-1)
-            logpz = (-0.5 * (z * z + log2pi)).sum(-1)
-            d = z - mu
-            logq = (-0.5 * (d * d * torch.exp(-logvar) + logvar + log2pi)).sum(-1)
-            logws.append(logpx + logpz - logq)
+            logws.append(log_weights(torch, model.decoder, xb, mu, logvar, min(chunk, k - start)))
         total += (torch.logsumexp(torch.cat(logws, 0), 0) - math.log(k)).sum().item()
     return total / x.shape[0]
 
