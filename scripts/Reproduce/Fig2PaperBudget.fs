@@ -86,9 +86,9 @@ let private threadCpuSeconds () =
     if OperatingSystem.IsLinux() && clock_gettime (3, &t) = 0 then float t.Seconds + float t.Nanoseconds * 1e-9
     else Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds
 
-/// Curves trained at once, each on one thread with libtorch set to one thread: two such curves each ran an
-/// epoch (784-500-3, Adagrad, batch 100) in 2.10 s on this 2-core machine, against 1.75 s for one curve on
-/// both cores, so two at a time do 1.67× the epochs per second.
+/// Curves trained at once, each on one thread with libtorch set to one thread. An epoch of 784-500-3 (Adagrad,
+/// batch 100) took 1.75 s on both cores of this 2-core machine, and 2.3 s on one core beside a second
+/// curve, so two at a time do about 1.5× the epochs per second.
 let workers = max 1 (min Environment.ProcessorCount (2 * Fig2Bound.latentSizes.Length))
 
 /// The resident set size of this process (Linux /proc; NaN elsewhere).
@@ -126,7 +126,6 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
         // Points from before the checkpoint's epoch survive a crash; any later ones are measured again
         // (the resumed run is bit-identical, so they come out the same).
         let points = ResizeArray<Point>(saved)
-        let cpuSeconds = threadCpuSeconds
         // The CPU clock since the last point measured by this process (or since Fit began: a resumed
         // run's first report names the epoch after the checkpoint's).
         let lastCpu = ref nan
@@ -135,7 +134,7 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
             points.RemoveAll(fun p -> p.Epoch >= r.Epoch) |> ignore
             if lastCpuEpoch.Value < 0 then lastCpuEpoch.Value <- r.Epoch - 1
             if isMeasured r.Epoch then
-                let cpu = cpuSeconds ()
+                let cpu = threadCpuSeconds ()
                 let cpuPerEpoch = (cpu - lastCpu.Value) / float (r.Epoch - lastCpuEpoch.Value)
                 lastCpu.Value <- cpu
                 lastCpuEpoch.Value <- r.Epoch
@@ -149,7 +148,7 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                 write pointsFile points
                 Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch ({p.CpuSecondsPerEpoch:F2} CPU s), RSS {p.RssMiB:F0} MiB"
         let config = { adagrad train.shape.[0] lr epochs with Progress = progress; CheckpointPath = Some (Path.Combine(dir, "run.checkpoint")) }
-        lastCpu.Value <- cpuSeconds ()
+        lastCpu.Value <- threadCpuSeconds ()
         fit algorithm model train config |> ignore
         List.ofSeq points
 
