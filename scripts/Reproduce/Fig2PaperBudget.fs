@@ -1,9 +1,12 @@
 /// Figure 2 at the paper's budget: every curve trained to 10^8 training samples (1667 epochs of 60000
 /// images) through resumable training, so the run (hours on two cores) can be stopped and restarted any
 /// number of times. Each curve keeps, under runs/fig2-paper/: its Fit run checkpoint (weights, Adagrad
-/// state, random states, history), its chosen step size and the points measured so far. The curves
-/// advance in stages (10^7 samples for every curve, then 10^8), so a partial run already gives a whole
-/// figure at the budget it reached.
+/// state, random states, history), its chosen step size and the points measured so far. That folder is
+/// tracked by git (the rest of runs/ is not): a session's checkout is fresh, so the run survives from one
+/// session to the next only through commits. Two curves train at a time, each straight to 10^8, so that
+/// only two checkpoints (about 7 MB each) are in flight; a finished curve keeps its points and drops its
+/// checkpoint. Curves not reached yet show the points an earlier run published (same code, same seeds:
+/// the re-measured points are compared with them and any difference is logged).
 module Reproduce.Fig2PaperBudget
 
 open System
@@ -14,8 +17,10 @@ open TorchSharp
 open Research.Core
 open Reproduce.PaperModels
 
-/// Epochs after which every curve has seen 10^7 and then 10^8 samples of 60000 images.
+/// Epochs after which a curve has seen 10^7 and then 10^8 samples of 60000 images (both measured; the
+/// second is where a curve ends).
 let stages = [ 167; 1667 ]
+let private finalEpoch = List.last stages
 
 /// The bound after `Epoch` epochs, with the run's cost up to there.
 type Point =
@@ -104,12 +109,18 @@ let folder (cache: string) (algorithm: Algorithm) (latent: int) =
     Path.Combine(cache, "fig2-paper", $"{name algorithm}-z{latent}-h{Fig2Bound.hidden}")
 
 /// Advances one curve to `epochs` (resuming its run checkpoint) and returns its points up to there.
-let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorithm) (latent: int) (train: torch.Tensor) (test: torch.Tensor) =
+/// `earlier` are the curve's points as an earlier run published them: taken as they are when the curve has
+/// no run state and they reach `epochs`, and otherwise the reference its re-measured points are checked against.
+/// `onPoint` is given the curve as it stands after each point (the earlier run's later points appended).
+let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorithm) (latent: int) (earlier: Point list)
+          (onPoint: Point list -> unit) (train: torch.Tensor) (test: torch.Tensor) =
     let dir = folder cache algorithm latent
     Directory.CreateDirectory dir |> ignore
     let pointsFile = Path.Combine(dir, "points.csv")
+    let checkpoint = Path.Combine(dir, "run.checkpoint")
     let saved = if File.Exists pointsFile then read pointsFile else []
-    if saved |> List.exists (fun p -> p.Epoch = epochs) then saved |> List.filter (fun p -> p.Epoch <= epochs)
+    let reached = if List.isEmpty saved then earlier else saved
+    if reached |> List.exists (fun p -> p.Epoch = epochs) then reached |> List.filter (fun p -> p.Epoch <= epochs)
     else
         // The step size is chosen once and kept: a rerun of the search could break a near-tie differently.
         let lrFile = Path.Combine(dir, "step-size.txt")
@@ -144,23 +155,37 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                           Train = model.Elbo(trainScored, 1, 0); Test = model.Elbo(testScored, 1, 0)
                           ElapsedSeconds = elapsed; SecondsPerEpoch = (elapsed - prevElapsed) / float (r.Epoch - prevEpoch)
                           RssMiB = rssMiB (); CpuSecondsPerEpoch = cpuPerEpoch }
+                match earlier |> List.tryFind (fun e -> e.Epoch = p.Epoch) with
+                | Some e when e.Train <> p.Train || e.Test <> p.Test ->
+                    Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: differs from the earlier run's point (train {e.Train:R}, test {e.Test:R} then)"
+                | _ -> ()
                 points.Add p
                 write pointsFile points
+                onPoint (List.ofSeq points @ (earlier |> List.filter (fun e -> e.Epoch > p.Epoch)))
                 Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch ({p.CpuSecondsPerEpoch:F2} CPU s), RSS {p.RssMiB:F0} MiB"
-        let config = { adagrad train.shape.[0] lr epochs with Progress = progress; CheckpointPath = Some (Path.Combine(dir, "run.checkpoint")) }
+        let config = { adagrad train.shape.[0] lr epochs with Progress = progress; CheckpointPath = Some checkpoint }
         lastCpu.Value <- threadCpuSeconds ()
         fit algorithm model train config |> ignore
+        // Nothing needs a finished curve's checkpoint again (its points are kept), and it is megabytes in git.
+        if epochs >= finalEpoch then File.Delete checkpoint
         List.ofSeq points
 
-/// Advances every curve stage by stage (all to 10^7 samples, then all to 10^8), writing `results`/
-/// fig2_bound_paper_budget.csv and `figures`/fig2_bound_paper_budget.png after each curve, so that the
-/// files always show what has been reached. Returns the paths and the points.
+/// Advances every curve to 10^8 samples, two at a time in the order N_z = 3, 5, …, AEVB then wake-sleep,
+/// writing `results`/fig2_bound_paper_budget.csv and `figures`/fig2_bound_paper_budget.png after each
+/// point, so that the files always show what has been reached; curves not reached yet keep the points
+/// that file held before. Returns the paths and the points.
 let run (cache: string) (results: string) (figures: string) (searchRows: int64) (train: torch.Tensor) (test: torch.Tensor) =
     let runs = [ for latent in Fig2Bound.latentSizes do for algorithm in [ Aevb; WakeSleep ] -> latent, algorithm ]
     Directory.CreateDirectory results |> ignore
     let csv = Path.Combine(results, "fig2_bound_paper_budget.csv")
     let png = Path.Combine(figures, "fig2_bound_paper_budget.png")
     let latest = Collections.Generic.Dictionary<int * Algorithm, Point list>()
+    let published = if File.Exists csv then read csv else []
+    let earlier (latent, algorithm) = published |> List.filter (fun p -> p.Latent = latent && p.Algorithm = name algorithm)
+    for r in runs do
+        match earlier r with
+        | [] -> ()
+        | ps -> latest.[r] <- ps
     let publish () =
         let points = [ for r in runs do match latest.TryGetValue r with | true, ps -> yield! ps | _ -> () ]
         write csv points
@@ -171,11 +196,8 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
                 mine (fun p -> p.Algorithm, p.Samples, p.Train, p.Test)
         Plots.panels png [ for latent in Fig2Bound.latentSizes -> panel latent ] 3 620 460 |> ignore
         points
-    let total = stages.Length * runs.Length
-    // The stages in order, each curve's in its own order: a worker takes the next task, and a curve's lock
-    // keeps its second stage from starting before its first has ended on the other worker.
-    let tasks = Collections.Concurrent.ConcurrentQueue([ for epochs in stages do for r in runs -> epochs, r ])
-    let curveLocks = dict [ for r in runs -> r, obj () ]
+    let total = runs.Length
+    let tasks = Collections.Concurrent.ConcurrentQueue(runs)
     let sync = obj ()
     let finished = ref 0
     let points = ref []
@@ -183,11 +205,12 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
         // libtorch's thread count is the calling thread's (OpenMP), so each worker sets its own; always one,
         // so that a resumed curve computes exactly what the uninterrupted one would have.
         torch.set_num_threads 1
-        let mutable next = Unchecked.defaultof<int * (int * Algorithm)>
+        let mutable next = Unchecked.defaultof<int * Algorithm>
         while tasks.TryDequeue(&next) do
-            let epochs, ((latent, algorithm) as r) = next
+            let (latent, algorithm) as r = next
+            let show ps = lock sync (fun () -> latest.[r] <- ps; points.Value <- publish ())
             try
-                let ps = lock curveLocks.[r] (fun () -> curve cache searchRows epochs algorithm latent train test)
+                let ps = curve cache searchRows finalEpoch algorithm latent (earlier r) show train test
                 lock sync (fun () ->
                     latest.[r] <- ps
                     points.Value <- publish ()
