@@ -18,16 +18,7 @@ let ResultPrefix = Scripts.Peers.ResultPrefix
 let emit (o: JsonObject) = printfn "%s%s" ResultPrefix (o.ToJsonString())
 
 /// VmRSS and VmHWM of a process in MiB (Linux; NaN elsewhere).
-let procStatus (pid: string) =
-    let path = $"/proc/{pid}/status"
-    let read key =
-        if File.Exists path then
-            File.ReadAllLines path
-            |> Array.tryFind (fun l -> l.StartsWith(key + ":"))
-            |> Option.map (fun l -> float (l.Substring(key.Length + 1).Trim().Split(' ').[0]) / 1024.0)
-            |> Option.defaultValue nan
-        else nan
-    read "VmRSS", read "VmHWM"
+let procStatus (pid: string) = Research.Core.ProcessMemory.statusMiB pid "VmRSS", Research.Core.ProcessMemory.statusMiB pid "VmHWM"
 
 /// Median of a non-empty sample (mean of the middle two for an even count).
 let median (xs: float list) =

@@ -35,19 +35,23 @@ type Point =
       /// CPU seconds per epoch of the thread that trains the curve (one thread per curve), since the
       /// previous point, evaluations included: unlike the wall clock, not inflated by pauses or by other
       /// jobs on the machine. NaN in points written before this column existed.
-      CpuSecondsPerEpoch: float }
+      CpuSecondsPerEpoch: float
+      /// The C heap in use when the point was measured (ProcessMemory.heapInUseMiB: every tensor's storage,
+      /// not what malloc keeps free), the whole process's. NaN in points written before this column existed.
+      HeapMiB: float }
 
 let private inv = CultureInfo.InvariantCulture
-let header = "algorithm,latent,epoch,samples,train_bound,test_bound,elapsed_s,seconds_per_epoch,rss_mib,cpu_s_per_epoch"
+let header = "algorithm,latent,epoch,samples,train_bound,test_bound,elapsed_s,seconds_per_epoch,rss_mib,cpu_s_per_epoch,heap_mib"
 let private toLine p =
     String.Join(",", p.Algorithm, string p.Latent, string p.Epoch, string p.Samples, p.Train.ToString("R", inv),
-                p.Test.ToString("R", inv), p.ElapsedSeconds.ToString("F1", inv), p.SecondsPerEpoch.ToString("F3", inv), p.RssMiB.ToString("F1", inv), p.CpuSecondsPerEpoch.ToString("F3", inv))
+                p.Test.ToString("R", inv), p.ElapsedSeconds.ToString("F1", inv), p.SecondsPerEpoch.ToString("F3", inv), p.RssMiB.ToString("F1", inv), p.CpuSecondsPerEpoch.ToString("F3", inv), p.HeapMiB.ToString("F1", inv))
 let private ofLine (l: string) =
     let c = l.Split ','
     { Algorithm = c.[0]; Latent = int c.[1]; Epoch = int c.[2]; Samples = int64 c.[3]; Train = Double.Parse(c.[4], inv)
       Test = Double.Parse(c.[5], inv)
       ElapsedSeconds = Double.Parse(c.[6], inv); SecondsPerEpoch = Double.Parse(c.[7], inv); RssMiB = Double.Parse(c.[8], inv)
-      CpuSecondsPerEpoch = if c.Length > 9 then Double.Parse(c.[9], inv) else nan }
+      CpuSecondsPerEpoch = if c.Length > 9 then Double.Parse(c.[9], inv) else nan
+      HeapMiB = if c.Length > 10 then Double.Parse(c.[10], inv) else nan }
 
 /// A sample count as the paper writes it, e.g. 1.00·10⁷ (0 as 0).
 let samplesText (samples: int64) =
@@ -95,14 +99,6 @@ let private threadCpuSeconds () =
 /// batch 100) took 1.75 s on both cores of this 2-core machine, and 2.3 s on one core beside a second
 /// curve, so two at a time do about 1.5× the epochs per second.
 let workers = max 1 (min Environment.ProcessorCount (2 * Fig2Bound.latentSizes.Length))
-
-/// The resident set size of this process (Linux /proc; NaN elsewhere).
-let rssMiB () =
-    try
-        File.ReadAllLines "/proc/self/status"
-        |> Array.find (fun l -> l.StartsWith "VmRSS:")
-        |> fun l -> float (l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[1]) / 1024.0
-    with _ -> nan
 
 /// The folder of one curve's run state.
 let folder (cache: string) (algorithm: Algorithm) (latent: int) =
@@ -154,7 +150,8 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                 let p = { Algorithm = name algorithm; Latent = latent; Epoch = r.Epoch; Samples = r.ExamplesSeen
                           Train = model.Elbo(trainScored, 1, 0); Test = model.Elbo(testScored, 1, 0)
                           ElapsedSeconds = elapsed; SecondsPerEpoch = (elapsed - prevElapsed) / float (r.Epoch - prevEpoch)
-                          RssMiB = rssMiB (); CpuSecondsPerEpoch = cpuPerEpoch }
+                          RssMiB = ProcessMemory.residentMiB (); CpuSecondsPerEpoch = cpuPerEpoch
+                          HeapMiB = ProcessMemory.heapInUseMiB () }
                 match earlier |> List.tryFind (fun e -> e.Epoch = p.Epoch) with
                 | Some e when e.Train <> p.Train || e.Test <> p.Test ->
                     Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: differs from the earlier run's point (train {e.Train:R}, test {e.Test:R} then)"
@@ -162,7 +159,7 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                 points.Add p
                 write pointsFile points
                 onPoint (List.ofSeq points @ (earlier |> List.filter (fun e -> e.Epoch > p.Epoch)))
-                Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch ({p.CpuSecondsPerEpoch:F2} CPU s), RSS {p.RssMiB:F0} MiB"
+                Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch ({p.CpuSecondsPerEpoch:F2} CPU s), RSS {p.RssMiB:F0} MiB, heap {p.HeapMiB:F0} MiB"
         let config = { adagrad train.shape.[0] lr epochs with Progress = progress; CheckpointPath = Some checkpoint }
         lastCpu.Value <- threadCpuSeconds ()
         fit algorithm model train config |> ignore

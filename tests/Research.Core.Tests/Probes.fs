@@ -4,7 +4,6 @@ module Research.Core.Tests.Probes
 
 open System
 open System.IO
-open System.Runtime.InteropServices
 open Expecto
 open TorchSharp
 open Research.Core
@@ -18,43 +17,19 @@ let figure fmt =
 /// finalizer thread and so stays counted here: this count sees leaks exactly, whenever the GC runs.
 let liveTensors () = DisposeScopeManager.Statistics.ThreadTotalLiveCount
 
-/// glibc's mallinfo2: every arena, plus the chunks it served with mmap.
-[<Struct; StructLayout(LayoutKind.Sequential)>]
-type MallInfo2 =
-    val Arena: unativeint
-    val OrdBlks: unativeint
-    val SmBlks: unativeint
-    val HBlks: unativeint
-    val HBlkHd: unativeint
-    val UsmBlks: unativeint
-    val FsmBlks: unativeint
-    val UordBlks: unativeint
-    val FordBlks: unativeint
-    val KeepCost: unativeint
-
-[<DllImport("libc", EntryPoint = "mallinfo2")>]
-extern MallInfo2 private mallinfo2()
-
-[<DllImport("libc", EntryPoint = "malloc_trim")>]
-extern int private malloc_trim(unativeint pad)
-
 /// True where the native heap can be measured (Linux with glibc ≥ 2.33).
-let canMeasureHeap =
-    lazy
-        (OperatingSystem.IsLinux()
-         && (try mallinfo2 () |> ignore; true with _ -> false))
+let canMeasureHeap = ProcessMemory.canMeasureHeap
 
 /// Bytes the C heap has handed out and not had back (libtorch's CPU allocator is malloc).
 let nativeHeapBytes () =
-    let m = mallinfo2 ()
-    int64 m.UordBlks + int64 m.HBlkHd
+    match ProcessMemory.heapInUseBytes () with
+    | Some b -> b
+    | None -> failwith "the native heap cannot be measured here (needs glibc's mallinfo2)"
 
 /// The resident set size of this process in bytes, after giving freed heap pages back to the system.
 let residentBytes () =
-    malloc_trim 0un |> ignore
-    File.ReadAllLines "/proc/self/status"
-    |> Array.pick (fun l ->
-        if l.StartsWith "VmRSS:" then Some(1024L * int64 (l.Substring(6).Trim().Split(' ').[0])) else None)
+    Native.releaseFreedMemory ()
+    int64 (ProcessMemory.residentMiB () * 1048576.0)
 
 /// Collects managed garbage and runs finalizers (so that earlier tests' leftovers are not counted).
 let settle () =
