@@ -207,10 +207,8 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
             let (latent, algorithm) as r = next
             let show ps = lock sync (fun () -> latest.[r] <- ps; points.Value <- publish ())
             try
-                let ps = curve cache searchRows finalEpoch algorithm latent (earlier r) show train test
+                show (curve cache searchRows finalEpoch algorithm latent (earlier r) show train test)
                 lock sync (fun () ->
-                    latest.[r] <- ps
-                    points.Value <- publish ()
                     finished.Value <- finished.Value + 1
                     Log.fraction finished.Value total)
             with _ ->
