@@ -49,6 +49,12 @@ let curve (cache: string) (budget: Budget) (algorithm: Algorithm) (latent: int) 
         fit algorithm model train { adagrad train.shape.[0] lr epochs with Validation = Some test; Progress = progress } |> ignore
         List.ofSeq points)
 
+/// The points a default run published in `results`/fig2_bound.csv, when that file exists: paper.md's
+/// Figure 2 text is written from them by the runs that do not train Figure 2 themselves.
+let published (results: string) =
+    let csv = Path.Combine(results, "fig2_bound.csv")
+    if File.Exists csv then Some (File.ReadAllLines csv |> Array.skip 1 |> Array.map ofLine |> List.ofArray) else None
+
 /// Runs (or reads) every curve and writes `results`/fig2_bound.csv and `figures`/fig2_bound.png, one
 /// panel per latent size. Returns the paths and the points.
 let run (cache: string) (results: string) (figures: string) (budget: Budget) (train: torch.Tensor) (test: torch.Tensor) =

@@ -145,6 +145,9 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                 let cpuPerEpoch = (cpu - lastCpu.Value) / float (r.Epoch - lastCpuEpoch.Value)
                 lastCpu.Value <- cpu
                 lastCpuEpoch.Value <- r.Epoch
+                // Memory malloc holds free goes back to the system first, so the RSS follows what is in use,
+                // not what the pair of curves in flight (or a resume) happened to free before.
+                Native.releaseFreedMemory ()
                 let elapsed = r.Elapsed.TotalSeconds
                 let prevEpoch, prevElapsed = if points.Count = 0 then 0, 0.0 else points.[points.Count - 1].Epoch, points.[points.Count - 1].ElapsedSeconds
                 let p = { Algorithm = name algorithm; Latent = latent; Epoch = r.Epoch; Samples = r.ExamplesSeen
