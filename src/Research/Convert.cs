@@ -74,6 +74,7 @@ internal static class Convert
             options.DynamicBinarization,
             options.EarlyStoppingPatience is { } patience ? FSharpOption<int>.Some(patience) : FSharpOption<int>.None,
             options.CheckpointPath is null ? FSharpOption<string>.None : FSharpOption<string>.Some(options.CheckpointPath),
+            options.CheckpointEveryBatches is { } every ? FSharpOption<int>.Some(every) : FSharpOption<int>.None,
             options.TensorBoardLogDirectory is null ? FSharpOption<string>.None : FSharpOption<string>.Some(options.TensorBoardLogDirectory));
         var reports = fit(config);
         return new TrainingHistory(reports.Select(ToReport).ToArray());

@@ -40,6 +40,12 @@ public sealed record TrainingOptions
     /// WeightDecay, DynamicBinarization or EarlyStoppingPatience, or a damaged one, is an <see cref="InvalidDataException"/>
     /// naming what differs, and nothing is changed. Epochs, Progress, Cancellation and TensorBoardLogDirectory do not count.</summary>
     public string? CheckpointPath { get; init; }
+    /// <summary>With <see cref="CheckpointPath"/>: also write that file after every this many minibatches within an epoch
+    /// (with the epoch's order, position and partial loss), so that a crash loses at most that many steps of a long epoch;
+    /// the resumed run is still bit-identical to an uninterrupted one. <c>null</c> (the default) writes it after each epoch
+    /// only. Each write costs the file's size in disk I/O and an fsync (docs/quickstart-csharp.md, "Long runs", gives figures). Positive;
+    /// without CheckpointPath an <see cref="ArgumentException"/>. It does not have to match between the runs of a resume.</summary>
+    public int? CheckpointEveryBatches { get; init; }
     /// <summary>A folder for TensorBoard (<c>tensorboard --logdir</c> it): every epoch's scalars <c>loss/train</c> and
     /// <c>loss/validation</c> and, for a VAE, <c>kl/…</c> and <c>reconstruction/…</c> (the ELBO's two terms per example,
     /// on the first 10,000 training rows and on <see cref="Validation"/>). Created if needed; each <c>Fit</c> adds one

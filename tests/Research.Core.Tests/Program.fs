@@ -34,6 +34,7 @@ let all = testList "Research.Core" [
     ReliabilityTests.tests
     DeterminismTests.tests
     ResumeKillTests.tests
+    ResumeWithinEpochTests.tests
     SoakTests.tests
 ]
 
@@ -44,7 +45,7 @@ let long = testList "Research.Core" [ SoakTests.longTests ]
 let main argv =
     match argv with
     // The child mode of the cross-process determinism test (DeterminismTests).
-    | [| "--resume-child"; checkpoint; out |] -> ResumeKillTests.child checkpoint out
+    | [| "--resume-child"; checkpoint; out; every |] -> ResumeKillTests.child checkpoint out (int every)
     | [| "--determinism-child"; out |] -> DeterminismTests.child out None
     | [| "--determinism-child"; out; "--threads"; n |] -> DeterminismTests.child out (Some(int n))
     | _ when Array.contains "--long" argv ->

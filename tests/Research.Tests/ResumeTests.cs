@@ -74,6 +74,40 @@ public sealed class ResumeTests
         finally { dir.Delete(true); }
     }
 
+    [Theory]
+    [MemberData(nameof(Runs))]
+    public void Checkpoints_within_epochs_change_nothing_and_a_run_resumed_from_them_ends_bit_identical(string run)
+    {
+        var dir = Directory.CreateTempSubdirectory("research-resume-");
+        try
+        {
+            var (_, _, training) = Setup(run);
+            var straight = Train(run, training);
+            var path = Path.Combine(dir.FullName, "run.checkpoint");
+            using var stop = new CancellationTokenSource();
+            var first = Train(run, training with
+            {
+                CheckpointPath = path, CheckpointEveryBatches = 2, Cancellation = stop.Token,
+                Progress = new SyncProgress(r => { if (r.Epoch == 2) stop.Cancel(); }),
+            });
+            Assert.Equal(2, first.History.Length);
+            SameRun(straight, Train(run, training with { CheckpointPath = path, CheckpointEveryBatches = 3 }));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void CheckpointEveryBatches_without_a_CheckpointPath_or_below_one_is_refused_before_any_work()
+    {
+        var (options, _, training) = Setup("adam-B");
+        using var vae = new VariationalAutoencoder(options!);
+        var before = vae.Reconstruct(X);
+        Assert.Equal("CheckpointEveryBatches", Assert.Throws<ArgumentException>(() => vae.Fit(X, training with { CheckpointEveryBatches = 5 })).ParamName);
+        Assert.Throws<ArgumentOutOfRangeException>(() => vae.Fit(X, training with { CheckpointPath = "unused.checkpoint", CheckpointEveryBatches = 0 }));
+        Assert.Equal(before, vae.Reconstruct(X));
+        Assert.False(File.Exists("unused.checkpoint"));
+    }
+
     [Fact]
     public void A_larger_Epochs_extends_the_run_as_a_straight_run_of_that_length()
     {

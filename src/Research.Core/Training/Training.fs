@@ -57,6 +57,10 @@ type TrainingConfig =
       /// A file that makes the run resumable: written atomically after every epoch (weights, optimiser state,
       /// random state, epoch, history); when it exists as Fit starts, Fit resumes from it (see RunCheckpoint).
       CheckpointPath: string option
+      /// With CheckpointPath: also write it after every this many minibatches within an epoch (the epoch's
+      /// order, position and partial loss with it), so a crash loses at most that many steps of a long epoch.
+      /// Each write costs the file's size in disk I/O and an fsync (docs/quickstart-csharp.md, "Long runs", gives figures).
+      CheckpointEveryBatches: int option
       /// A folder for TensorBoard event files: each epoch's losses (and a model's own terms, such as a VAE's
       /// KL and reconstruction) as scalars, one new event file per Fit (TensorBoardLog).
       TensorBoard: string option }
@@ -65,7 +69,8 @@ type TrainingConfig =
 let defaults =
     { Epochs = 10; BatchSize = 128; LearningRate = 1e-3; Optimizer = Adam; Seed = 0; WeightDecay = 0.0
       Validation = None; Progress = ignore; Cancellation = CancellationToken.None
-      DynamicBinarization = false; EarlyStoppingPatience = None; CheckpointPath = None; TensorBoard = None }
+      DynamicBinarization = false; EarlyStoppingPatience = None; CheckpointPath = None; CheckpointEveryBatches = None
+      TensorBoard = None }
 
 /// Raised when the loss becomes NaN or infinite; the model holds the last weights whose loss was finite.
 /// The fields: message (what happened and what to try, also the exception's Message), epoch and batch
@@ -101,6 +106,12 @@ let validate (config: TrainingConfig) =
         Validate.positive "EarlyStoppingPatience" patience
         if config.Validation.IsNone then
             raise (ArgumentException("EarlyStoppingPatience needs Validation: early stopping watches the validation loss.", "EarlyStoppingPatience"))
+    | None -> ()
+    match config.CheckpointEveryBatches with
+    | Some every ->
+        Validate.positive "CheckpointEveryBatches" every
+        if config.CheckpointPath.IsNone then
+            raise (ArgumentException("CheckpointEveryBatches needs CheckpointPath: it says how often that file is written within an epoch.", "CheckpointEveryBatches"))
     | None -> ()
 
 /// The optimiser `config` names over `flat`'s parameters (Fit's, and loops of their own such as Mcem.fit).
@@ -186,9 +197,13 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
     let mutable seen = 0L
     let mutable epoch = 1
     let mutable elapsedBefore = TimeSpan.Zero
+    // A checkpoint written within an epoch: that epoch's order, the next row, the next batch's number and
+    // the loss summed so far; the epoch goes on from there.
+    let mutable within : (Tensor * int64 * int * float) option = None
     let identity = if config.CheckpointPath.IsSome then runIdentity () else []
-    // Resuming: everything is checked before anything is changed, then the state of the end of the file's
-    // last epoch is restored, so the run continues exactly as the uninterrupted one would have.
+    // Resuming: everything is checked before anything is changed, then the state the file was written in (the
+    // end of an epoch, or a minibatch within one) is restored, so the run continues exactly as the
+    // uninterrupted one would have.
     match config.CheckpointPath with
     | Some path when IO.File.Exists path ->
         let cp = Checkpoint.load path RunKind data.device
@@ -218,6 +233,21 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
             let steps = int (text "run.steps")
             let bestLoss = Double.Parse(text "run.bestLoss", inv)
             let bestEpoch = int (text "run.bestEpoch")
+            let damagedPosition () = raise (IO.InvalidDataException($"The run checkpoint '{path}' has a damaged position within its epoch."))
+            let position =
+                match option "run.position" with
+                | None -> None
+                | Some text ->
+                    let order = tensor "run.order"
+                    match text.Split ',' with
+                    | [| start; batchNo; examples; loss; ticks |] ->
+                        let parsed =
+                            try Some(int64 start, int batchNo, int64 examples, Double.Parse(loss, inv), TimeSpan(int64 ticks))
+                            with :? FormatException | :? OverflowException -> None
+                        match parsed with
+                        | Some(st, bn, _, _, _) as p when st > 0L && st < n && bn > 1 && order.shape = [| n |] && order.dtype = torch.float64 -> p |> Option.map (fun p -> p, order)
+                        | _ -> damagedPosition ()
+                    | _ -> damagedPosition ()
             // All checked: restore.
             use _ = torch.no_grad ()
             flat.Values.copy_(tensor "weights") |> ignore
@@ -236,19 +266,35 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
                 seen <- last.ExamplesSeen
                 elapsedBefore <- last.Elapsed
             | None -> ()
+            match position with
+            | Some((start, batchNo, examples, loss, elapsed), order) ->
+                within <- Some(order.to_type(torch.int64), start, batchNo, loss)
+                seen <- examples
+                elapsedBefore <- elapsed
+            | None -> ()
         finally
             for _, t in cp.Tensors do t.Dispose()
     | _ -> ()
-    let saveCheckpoint () =
+    // `position`: where within an epoch (its order, next row, next batch, loss so far), or None at its end.
+    let saveCheckpoint (position: (Tensor * int64 * int * float) option) =
         match config.CheckpointPath with
         | None -> ()
         | Some path ->
             use scope = torch.NewDisposeScope()
             let bytes = generator.get_state().``to``(torch.CPU).data<byte>().ToArray()
+            let withinOptions, withinTensors =
+                match position with
+                | Some(order, start, batchNo, loss) ->
+                    let ticks = (elapsedBefore + clock.Elapsed).Ticks
+                    let text = String.Join(",", string start, string batchNo, string seen, loss.ToString("R", inv), string ticks)
+                    // A checkpoint holds float tensors; row numbers are exact in float64 below 2^53.
+                    [ "run.position", text ], [ "run.order", order.to_type(torch.float64) ]
+                | None -> [], []
             Checkpoint.save path
                 { Kind = RunKind
                   Options =
                     identity
+                    @ withinOptions
                     @ [ "run.history", historyText history
                         "run.generator", Convert.ToBase64String bytes
                         "run.steps", string optimizer.StepCount
@@ -259,14 +305,20 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
                   Tensors =
                     [ yield "weights", flat.Values
                       for i, s in List.indexed optimizer.State -> $"optimizer.{i}", s
-                      if not (isNull bestWeights) then yield "bestWeights", bestWeights ] }
+                      if not (isNull bestWeights) then yield "bestWeights", bestWeights
+                      yield! withinTensors ] }
     while epoch <= config.Epochs && not stop && not config.Cancellation.IsCancellationRequested do
         // Summed on the host in float64 from the value read for the divergence check (no tensor ops).
-        let mutable lossSum = 0.0
-        let order = torch.randperm(n, generator = generator, device = data.device)
+        let order, resumeAt, resumeBatch, resumeLoss =
+            match within with
+            | Some(order, start, batchNo, loss) ->
+                within <- None
+                order, start, batchNo, loss
+            | None -> torch.randperm(n, generator = generator, device = data.device), 0L, 1, 0.0
         use _o = order
-        let mutable start = 0L
-        let mutable b = 1
+        let mutable lossSum = resumeLoss
+        let mutable start = resumeAt
+        let mutable b = resumeBatch
         while start < n && not config.Cancellation.IsCancellationRequested do
             use scope = torch.NewDisposeScope()
             let size = min batch (n - start)
@@ -286,6 +338,9 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
             start <- start + size
             seen <- seen + size
             b <- b + 1
+            match config.CheckpointEveryBatches with
+            | Some every when (b - 1) % every = 0 && start < n -> saveCheckpoint (Some(order, start, b, lossSum))
+            | _ -> ()
         if start >= n then
             let validation = config.Validation |> Option.map model.Evaluate
             let report =
@@ -301,7 +356,7 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
                     bestWeights.copy_(flat.Values) |> ignore
                 elif epoch - snd best >= patience then stop <- true
             | _ -> ()
-            saveCheckpoint ()
+            saveCheckpoint None
         epoch <- epoch + 1
     if not (isNull bestWeights) && snd best > 0 then
         use _ = torch.no_grad ()
