@@ -75,6 +75,20 @@ let private firstStep (make: FlatParameters.FlatParameters -> Optimisers.IStepRu
     rule.ZeroGrad()
     Expect.equal (flat.Grads.abs().sum().item<float32> ()) 0.0f "ZeroGrad leaves every gradient zero"
 
+/// Five steps of `make` on 10⁶ + 3 weights (many SIMD vectors and a scalar tail) with seeded gradients;
+/// returns the new and the previous weights, end to end.
+let private fiveSteps (make: FlatParameters.FlatParameters -> Optimisers.IStepRule) =
+    use g = new torch.Generator(12UL)
+    let p = new Modules.Parameter(torch.randn([| 1000003L |], generator = g))
+    use flat = new FlatParameters.FlatParameters([ p ])
+    use rule = make flat
+    for _ in 1 .. 5 do
+        rule.ZeroGrad()
+        use grad = torch.randn([| 1000003L |], generator = g)
+        flat.Grads.add_(grad) |> ignore
+        rule.Step()
+    torch.cat([| flat.Values; flat.Previous |])
+
 let tests =
     testList "Optimisers" [
         test "the flat buffer holds the parameters: writing it changes them, backward fills its gradients, Flip re-points them, Dispose detaches them" {
@@ -121,26 +135,23 @@ let tests =
             follows (fun f -> Optimisers.adamUnfused f 0.01 0.05) (fun ps -> torch.optim.Adam(ps, lr = 0.01, weight_decay = 0.05))
         }
         test "the one-pass CPU kernel and the tensor operations agree on the new and the previous weights over 10⁶ + 3 weights" {
-            // Long enough for many SIMD vectors and a scalar tail.
-            let run (make: FlatParameters.FlatParameters -> Optimisers.IStepRule) =
-                use g = new torch.Generator(12UL)
-                let p = new Modules.Parameter(torch.randn([| 1000003L |], generator = g))
-                use flat = new FlatParameters.FlatParameters([ p ])
-                use rule = make flat
-                for _ in 1 .. 5 do
-                    rule.ZeroGrad()
-                    use grad = torch.randn([| 1000003L |], generator = g)
-                    flat.Grads.add_(grad) |> ignore
-                    rule.Step()
-                torch.cat([| flat.Values; flat.Previous |])
-            use fused = run (fun f -> Optimisers.adam f 0.01 0.1)
-            use plain = run (fun f -> Optimisers.adamUnfused f 0.01 0.1)
+            use fused = fiveSteps (fun f -> Optimisers.adam f 0.01 0.1)
+            use plain = fiveSteps (fun f -> Optimisers.adamUnfused f 0.01 0.1)
             use diff = (fused - plain).abs().max()
             Expect.isLessThan (diff.item<float32> () |> float) 1e-6 "largest difference after 5 steps"
             Expect.isTrue (AdamKernel.applies fused) "the CPU float32 buffer takes the one-pass kernel"
         }
         test "Adagrad with weight decay follows torch.optim.Adagrad over 200 steps" {
             follows (fun f -> Optimisers.adagrad f 0.1 0.05) (fun ps -> torch.optim.Adagrad(ps, lr = 0.1, weight_decay = 0.05))
+        }
+        test "Adagrad as tensor operations (the GPU path) follows torch.optim.Adagrad over 200 steps too" {
+            follows (fun f -> Optimisers.adagradUnfused f 0.1 0.05) (fun ps -> torch.optim.Adagrad(ps, lr = 0.1, weight_decay = 0.05))
+        }
+        test "Adagrad's one-pass CPU kernel and its tensor operations agree on the new and the previous weights over 10⁶ + 3 weights" {
+            use fused = fiveSteps (fun f -> Optimisers.adagrad f 0.05 0.1)
+            use plain = fiveSteps (fun f -> Optimisers.adagradUnfused f 0.05 0.1)
+            use diff = (fused - plain).abs().max()
+            Expect.isLessThan (diff.item<float32> () |> float) 1e-6 "largest difference after 5 steps"
         }
         test "parameters of different dtypes are refused before any change" {
             let ps = [ new Modules.Parameter(torch.zeros(3L)); new Modules.Parameter(torch.zeros(3L, dtype = torch.float64)) ]

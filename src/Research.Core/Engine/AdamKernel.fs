@@ -31,7 +31,8 @@ let applies (t: torch.Tensor) =
     t.device_type = DeviceType.CPU && t.dtype = torch.float32 && t.is_contiguous ()
     && t.numel () < int64 Int32.MaxValue && pointerAvailable.Force()
 
-let private span (t: torch.Tensor) =
+/// The tensor's float32 elements in place (`applies` must hold).
+let span (t: torch.Tensor) =
     Span<float32>(NativePtr.toVoidPtr (NativePtr.ofNativeInt<float32> (THSTensor_data t.Handle)), int (t.numel ()))
 
 /// One Adam step over every element, written to `updated` with `theta` left as it was: g = grad + decay·θ;

@@ -87,21 +87,32 @@ type private Adam(flat: FlatParameters.FlatParameters, lr: float, weightDecay: f
             for x in s do x.Dispose()
 
 /// Adagrad (Duchi et al. 2011), the AEVB paper's optimiser, as PyTorch computes it with no learning-rate
-/// decay, ε = 1e-10: G ← G + g², θ ← θ − lr · g / (√G + ε).
-type private Adagrad(flat: FlatParameters.FlatParameters, lr: float, weightDecay: float) =
+/// decay, ε = 1e-10: G ← G + g², θ ← θ − lr · g / (√G + ε). On the CPU (float32) the update is one pass of
+/// AdagradKernel into the flat buffer's Previous, then a flip; elsewhere Previous gets a copy of the weights
+/// and tensor operations update them in place.
+type private Adagrad(flat: FlatParameters.FlatParameters, lr: float, weightDecay: float, fused: bool) =
     let sum = torch.zeros_like flat.Values
     let s = scalars [ 1e-10; -lr; weightDecay; 1.0 ]
     let decay = if weightDecay <> 0.0 then Some s.[2] else None
+    // The one-pass kernel leaves the gradients zero, so ZeroGrad need not pass over them again.
+    let mutable gradsAreZero = true
     interface IStepRule with
-        member _.ZeroGrad() = flat.Grads.zero_() |> ignore
+        member _.ZeroGrad() =
+            if not gradsAreZero then flat.Grads.zero_() |> ignore
+            gradsAreZero <- false
         member _.Step() =
             use _ = torch.no_grad ()
-            flat.Previous.copy_(flat.Values) |> ignore
-            use g = penalised flat decay
-            sum.addcmul_(g, g, value = s.[3]) |> ignore
-            use std = sum.sqrt ()
-            std.add_(s.[0]) |> ignore
-            flat.Values.addcdiv_(g, std, value = s.[1]) |> ignore
+            if fused then
+                AdagradKernel.step flat.Values flat.Previous flat.Grads sum (float32 weightDecay) (float32 -lr) 1e-10f
+                flat.Flip()
+                gradsAreZero <- true
+            else
+                flat.Previous.copy_(flat.Values) |> ignore
+                use g = penalised flat decay
+                sum.addcmul_(g, g, value = s.[3]) |> ignore
+                use std = sum.sqrt ()
+                std.add_(s.[0]) |> ignore
+                flat.Values.addcdiv_(g, std, value = s.[1]) |> ignore
         member _.State = [ sum ]
         member _.StepCount
             with get () = 0
@@ -120,4 +131,8 @@ let internal adamUnfused (flat: FlatParameters.FlatParameters) (lr: float) (weig
 
 /// Adagrad over `flat`'s parameters with step size `lr` and L2 penalty `weightDecay`.
 let adagrad (flat: FlatParameters.FlatParameters) (lr: float) (weightDecay: float) : IStepRule =
-    new Adagrad(flat, lr, weightDecay)
+    new Adagrad(flat, lr, weightDecay, AdamKernel.applies flat.Values)
+
+/// Adagrad as tensor operations only (the path of GPUs and other dtypes), for tests on the CPU.
+let internal adagradUnfused (flat: FlatParameters.FlatParameters) (lr: float) (weightDecay: float) : IStepRule =
+    new Adagrad(flat, lr, weightDecay, false)
