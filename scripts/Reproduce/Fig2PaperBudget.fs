@@ -104,6 +104,20 @@ let workers = max 1 (min Environment.ProcessorCount (2 * Fig2Bound.latentSizes.L
 let folder (cache: string) (algorithm: Algorithm) (latent: int) =
     Path.Combine(cache, "fig2-paper", $"{name algorithm}-z{latent}-h{Fig2Bound.hidden}")
 
+/// Each start of training a curve, in its folder's sessions.csv: the first epoch that start trained and the
+/// commit it ran from, so that a run resumed across changes of the code says which code trained which epochs.
+let private sessionsHeader = "first_epoch,commit,started_utc"
+
+/// The starts recorded for one curve: (first epoch, commit), in order; empty where none were recorded.
+let sessions (cache: string) (algorithm: Algorithm) (latent: int) =
+    let file = Path.Combine(folder cache algorithm latent, "sessions.csv")
+    if not (File.Exists file) then []
+    else
+        [ for l in File.ReadAllLines file |> Array.skip 1 do
+            match l.Split ',' with
+            | [| epoch; commit; _ |] -> yield int epoch, commit
+            | _ -> () ]
+
 /// Advances one curve to `epochs` (resuming its run checkpoint) and returns its points up to there.
 /// `earlier` are the curve's points as an earlier run published them: taken as they are when the curve has
 /// no run state and they reach `epochs`, and otherwise the reference its re-measured points are checked against.
@@ -139,7 +153,12 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
         let lastCpuEpoch = ref -1
         let progress (r: Training.EpochReport) =
             points.RemoveAll(fun p -> p.Epoch >= r.Epoch) |> ignore
-            if lastCpuEpoch.Value < 0 then lastCpuEpoch.Value <- r.Epoch - 1
+            if lastCpuEpoch.Value < 0 then
+                lastCpuEpoch.Value <- r.Epoch - 1
+                let file = Path.Combine(dir, "sessions.csv")
+                if not (File.Exists file) then File.WriteAllText(file, sessionsHeader + "\n")
+                let started = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", inv)
+                File.AppendAllText(file, $"{r.Epoch},{Commit.current ()},{started}\n")
             if isMeasured r.Epoch then
                 let cpu = threadCpuSeconds ()
                 let cpuPerEpoch = (cpu - lastCpu.Value) / float (r.Epoch - lastCpuEpoch.Value)

@@ -62,7 +62,7 @@ let main argv =
         let paperStep =
             step "paper.md" (fun () ->
                 let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget" || a = "--iwae-table" || a = "--paper-only") |> Array.map ((+) " ")))
-                [ Paper.write paper command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
+                [ Paper.write paper s.Cache command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
         // The runs that do not train Figure 2 write paper.md's Figure 2 text from the points the default run
         // published; only where there are none (a new --out folder) do they train it.
         let fig2Published =
