@@ -106,7 +106,7 @@ let folder (cache: string) (algorithm: Algorithm) (latent: int) =
 
 /// Each start of training a curve, in its folder's sessions.csv: the first epoch that start trained and the
 /// commit it ran from, so that a run resumed across changes of the code says which code trained which epochs.
-let private sessionsHeader = "first_epoch,commit,started_utc"
+let private sessionsHeader = "first_epoch,commit,first_epoch_done_utc"
 
 /// The starts recorded for one curve: (first epoch, commit), in order; empty where none were recorded.
 let sessions (cache: string) (algorithm: Algorithm) (latent: int) =
@@ -157,8 +157,8 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                 lastCpuEpoch.Value <- r.Epoch - 1
                 let file = Path.Combine(dir, "sessions.csv")
                 if not (File.Exists file) then File.WriteAllText(file, sessionsHeader + "\n")
-                let started = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", inv)
-                File.AppendAllText(file, $"{r.Epoch},{Commit.current ()},{started}\n")
+                let finished = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", inv)
+                File.AppendAllText(file, $"{r.Epoch},{Commit.current ()},{finished}\n")
             if isMeasured r.Epoch then
                 let cpu = threadCpuSeconds ()
                 let cpuPerEpoch = (cpu - lastCpu.Value) / float (r.Epoch - lastCpuEpoch.Value)
