@@ -7,7 +7,7 @@ public sealed class ResumeTests
     private static readonly float[,] X = TestData.Uniform(21, 120, 10);
     private static readonly float[,] V = TestData.Uniform(22, 30, 10);
 
-    public static TheoryData<string> Runs => new() { "adam-B", "adagrad-decay", "estimator-A", "iwae", "binarized", "early-stopping", "autoencoder" };
+    private static readonly string[] RunNames = ["adam-B", "adagrad-decay", "estimator-A", "iwae", "binarized", "early-stopping", "autoencoder"];
 
     private static (VaeOptions?, AutoencoderOptions?, TrainingOptions) Setup(string run)
     {
@@ -48,9 +48,18 @@ public sealed class ResumeTests
             Assert.Equal((s.Epoch, s.TrainLoss, s.ValidationLoss, s.ExamplesSeen), (r.Epoch, r.TrainLoss, r.ValidationLoss, r.ExamplesSeen));
     }
 
+    /// <summary>Every run, with the checkpoint written after each epoch only, and also after every second minibatch
+    /// (<see cref="TrainingOptions.CheckpointEveryBatches"/>, resumed with every third).</summary>
+    public static TheoryData<string, bool> RunsAndCheckpointing()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (var run in RunNames) { data.Add(run, false); data.Add(run, true); }
+        return data;
+    }
+
     [Theory]
-    [MemberData(nameof(Runs))]
-    public void A_run_cancelled_after_an_epoch_and_resumed_in_a_fresh_model_ends_bit_identical_to_the_straight_run(string run)
+    [MemberData(nameof(RunsAndCheckpointing))]
+    public void A_run_cancelled_after_an_epoch_and_resumed_in_a_fresh_model_ends_bit_identical_to_the_straight_run(string run, bool withinEpochs)
     {
         var dir = Directory.CreateTempSubdirectory("research-resume-");
         try
@@ -62,36 +71,14 @@ public sealed class ResumeTests
             using var stop = new CancellationTokenSource();
             var first = Train(run, training with
             {
-                CheckpointPath = path, Cancellation = stop.Token,
+                CheckpointPath = path, CheckpointEveryBatches = withinEpochs ? 2 : null, Cancellation = stop.Token,
                 Progress = new SyncProgress(r => { if (r.Epoch == 2) stop.Cancel(); }),
             });
             Assert.Equal(2, first.History.Length);
-            var resumed = Train(run, training with { CheckpointPath = path });
+            var resumed = Train(run, training with { CheckpointPath = path, CheckpointEveryBatches = withinEpochs ? 3 : null });
             SameRun(straight, resumed);
             // The file stays: a later Fit at Epochs returns the finished run without training.
             SameRun(straight, Train(run, training with { CheckpointPath = path }));
-        }
-        finally { dir.Delete(true); }
-    }
-
-    [Theory]
-    [MemberData(nameof(Runs))]
-    public void Checkpoints_within_epochs_change_nothing_and_a_run_resumed_from_them_ends_bit_identical(string run)
-    {
-        var dir = Directory.CreateTempSubdirectory("research-resume-");
-        try
-        {
-            var (_, _, training) = Setup(run);
-            var straight = Train(run, training);
-            var path = Path.Combine(dir.FullName, "run.checkpoint");
-            using var stop = new CancellationTokenSource();
-            var first = Train(run, training with
-            {
-                CheckpointPath = path, CheckpointEveryBatches = 2, Cancellation = stop.Token,
-                Progress = new SyncProgress(r => { if (r.Epoch == 2) stop.Cancel(); }),
-            });
-            Assert.Equal(2, first.History.Length);
-            SameRun(straight, Train(run, training with { CheckpointPath = path, CheckpointEveryBatches = 3 }));
         }
         finally { dir.Delete(true); }
     }
