@@ -104,6 +104,19 @@ let workers = max 1 (min Environment.ProcessorCount (2 * Fig2Bound.latentSizes.L
 let folder (cache: string) (algorithm: Algorithm) (latent: int) =
     Path.Combine(cache, "fig2-paper", $"{name algorithm}-z{latent}-h{Fig2Bound.hidden}")
 
+/// How far each curve (by folder) has come, and the CPU seconds per epoch of the latest points, for the
+/// estimate of the time left that the run logs every 100 epochs.
+let private reachedEpochs = Collections.Concurrent.ConcurrentDictionary<string, int>()
+let private recentPace = Collections.Concurrent.ConcurrentQueue<float>()
+
+/// The run's estimated time left: the epochs every curve still has to train, at the median CPU seconds per
+/// epoch of the latest 20 points, `workers` curves at a time.
+let private timeLeft () =
+    let remaining = reachedEpochs.Values |> Seq.sumBy (fun e -> finalEpoch - min e finalEpoch)
+    let pace = recentPace.ToArray() |> Array.sort
+    if pace.Length = 0 then None
+    else Some(float remaining * pace.[pace.Length / 2] / float workers / 3600.0, remaining)
+
 /// Each start of training a curve, in its folder's sessions.csv: the first epoch that start trained and the
 /// commit it ran from, so that a run resumed across changes of the code says which code trained which epochs.
 let private sessionsHeader = "first_epoch,commit,first_epoch_done_utc"
@@ -180,6 +193,14 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                 | _ -> ()
                 points.Add p
                 write pointsFile points
+                reachedEpochs.[dir] <- r.Epoch
+                if r.Epoch > 1 && not (Double.IsNaN cpuPerEpoch) then
+                    recentPace.Enqueue cpuPerEpoch
+                    while recentPace.Count > 20 do recentPace.TryDequeue() |> ignore
+                if r.Epoch % 100 = 0 then
+                    match timeLeft () with
+                    | Some(hours, epochsLeft) -> Log.line $"  the run: {epochsLeft} epochs left over all curves, about {hours:F1} h at the latest pace"
+                    | None -> ()
                 onPoint (List.ofSeq points @ (earlier |> List.filter (fun e -> e.Epoch > p.Epoch)))
                 Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch ({p.CpuSecondsPerEpoch:F2} CPU s), RSS {p.RssMiB:F0} MiB, heap {p.HeapMiB:F0} MiB"
         let config = { adagrad train.shape.[0] lr epochs with Progress = progress; CheckpointPath = Some checkpoint }
@@ -205,6 +226,13 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
         match earlier r with
         | [] -> ()
         | ps -> latest.[r] <- ps
+    // Where each curve stands before this run trains it: its own points (a checkpoint may be a little ahead),
+    // or the end when the published points reach it.
+    for (latent, algorithm) as r in runs do
+        let pointsFile = Path.Combine(folder cache algorithm latent, "points.csv")
+        let own = if File.Exists pointsFile then read pointsFile |> List.map (fun p -> p.Epoch) else []
+        let doneBefore = earlier r |> List.exists (fun p -> p.Epoch >= finalEpoch)
+        reachedEpochs.[folder cache algorithm latent] <- if doneBefore then finalEpoch else List.fold max 0 own
     let publish () =
         let points = [ for r in runs do match latest.TryGetValue r with | true, ps -> yield! ps | _ -> () ]
         write csv points
