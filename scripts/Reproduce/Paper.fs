@@ -3,7 +3,6 @@
 module Reproduce.Paper
 
 open System
-open System.Diagnostics
 open System.IO
 
 /// The facts the prose states, computed from the Figure 2 points.
@@ -147,6 +146,9 @@ let private paperBudgetSection (cache: string) (results: string) =
     else
         let points = Fig2PaperBudget.read file
         let curves = points |> List.groupBy (fun p -> p.Latent, p.Algorithm) |> List.sortBy fst
+        // A curve's last point, where the curve has started.
+        let final latent alg =
+            curves |> List.tryFind (fun ((l, a), _) -> l = latent && a = alg) |> Option.map (fun (_, ps) -> ps |> List.maxBy (fun p -> p.Epoch))
         let rows =
             [ for (latent, algorithm), ps in curves ->
                 let last = ps |> List.maxBy (fun p -> p.Epoch)
@@ -164,8 +166,7 @@ let private paperBudgetSection (cache: string) (results: string) =
                 let cpuPerEpoch = ps |> List.filter (fun p -> p.Epoch > 1 && not (Double.IsNaN p.CpuSecondsPerEpoch)) |> List.map (fun p -> p.CpuSecondsPerEpoch) |> List.sort
                 let median = if cpuPerEpoch.IsEmpty then nan else cpuPerEpoch.[cpuPerEpoch.Length / 2]
                 let lo, hi = paperFig2.[latent]
-                let aevbEnd =
-                    curves |> List.tryFind (fun ((l, a), _) -> l = latent && a = "AEVB") |> Option.map (fun (_, a) -> a |> List.maxBy (fun p -> p.Epoch))
+                let aevbEnd = final latent "AEVB"
                 let paperText, inRange =
                     if last.Samples < 100_000_000L then (if algorithm = "AEVB" then $"{lo:F0} … {hi:F0}" else "below AEVB"), "not yet at 10⁸"
                     elif algorithm = "AEVB" then $"{lo:F0} … {hi:F0}", (if last.Test >= lo && last.Test <= hi then "inside" elif last.Test > hi then "above" else "below")
@@ -180,8 +181,7 @@ let private paperBudgetSection (cache: string) (results: string) =
         let complete = curves |> List.forall (fun (_, ps) -> ps |> List.exists (fun p -> p.Samples >= 100_000_000L))
         let aevbAbove =
             [ for latent in curves |> List.map (fst >> fst) |> List.distinct do
-                let final alg = curves |> List.tryFind (fun ((l, a), _) -> l = latent && a = alg) |> Option.map (fun (_, ps) -> ps |> List.maxBy (fun p -> p.Epoch))
-                match final "AEVB", final "Wake-sleep" with
+                match final latent "AEVB", final latent "Wake-sleep" with
                 | Some a, Some w when a.Epoch = w.Epoch ->
                     let above = if a.Test > w.Test then "AEVB above" else "wake-sleep above"
                     yield $"N_z = {latent}: AEVB {a.Test:F2} against wake-sleep {w.Test:F2} at {Fig2PaperBudget.samplesText a.Samples} samples ({above})"

@@ -245,7 +245,7 @@ and internal fitValidated (model: ITrainable) (data: Tensor) (config: TrainingCo
                             try Some(int64 start, int batchNo, int64 examples, Double.Parse(loss, inv), TimeSpan(int64 ticks))
                             with :? FormatException | :? OverflowException -> None
                         match parsed with
-                        | Some(st, bn, _, _, _) as p when st > 0L && st < n && bn > 1 && order.shape = [| n |] && order.dtype = torch.float64 -> p |> Option.map (fun p -> p, order)
+                        | Some((st, bn, _, _, _) as p) when st > 0L && st < n && bn > 1 && order.shape = [| n |] && order.dtype = torch.float64 -> Some(p, order)
                         | _ -> damagedPosition ()
                     | _ -> damagedPosition ()
             // All checked: restore.
