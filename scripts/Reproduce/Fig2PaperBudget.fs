@@ -189,7 +189,8 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                           HeapMiB = ProcessMemory.heapInUseMiB () }
                 match earlier |> List.tryFind (fun e -> e.Epoch = p.Epoch) with
                 | Some e when e.Train <> p.Train || e.Test <> p.Test ->
-                    Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: differs from the earlier run's point (train {e.Train:R}, test {e.Test:R} then)"
+                    // The size says whether it is the last bits (another CPU or build, see docs/troubleshooting.md) or a change of result.
+                    Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: differs from the earlier run's point (train {e.Train:R}, test {e.Test:R} then; by {abs (p.Train - e.Train):G3} and {abs (p.Test - e.Test):G3} nats)"
                 | _ -> ()
                 points.Add p
                 write pointsFile points
