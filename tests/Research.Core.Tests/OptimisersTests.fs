@@ -139,7 +139,7 @@ let tests =
             use plain = fiveSteps (fun f -> Optimisers.adamUnfused f 0.01 0.1)
             use diff = (fused - plain).abs().max()
             Expect.isLessThan (diff.item<float32> () |> float) 1e-6 "largest difference after 5 steps"
-            Expect.isTrue (AdamKernel.applies fused) "the CPU float32 buffer takes the one-pass kernel"
+            Expect.isTrue (CpuMemory.applies fused) "the CPU float32 buffer takes the one-pass kernel"
         }
         test "Adagrad with weight decay follows torch.optim.Adagrad over 200 steps" {
             follows (fun f -> Optimisers.adagrad f 0.1 0.05) (fun ps -> torch.optim.Adagrad(ps, lr = 0.1, weight_decay = 0.05))

@@ -16,10 +16,10 @@ open TorchSharp
 /// tensor path's (GPU) ones in the last bits, as Adam's kernel does.
 let step (theta: torch.Tensor) (updated: torch.Tensor) (grad: torch.Tensor) (sum: torch.Tensor)
          (decay: float32) (negLr: float32) (eps: float32) =
-    let th = AdamKernel.span theta
-    let up = AdamKernel.span updated
-    let g = AdamKernel.span grad
-    let gs = AdamKernel.span sum
+    let th = CpuMemory.span theta
+    let up = CpuMemory.span updated
+    let g = CpuMemory.span grad
+    let gs = CpuMemory.span sum
     if g.Length <> th.Length || gs.Length <> th.Length || up.Length <> th.Length then
         invalidArg "grad" "The Adagrad state and the parameters differ in size."
     let upV = MemoryMarshal.Cast<float32, Vector<float32>> up

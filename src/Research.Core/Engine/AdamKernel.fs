@@ -5,35 +5,10 @@
 /// buffer, so the old one is the snapshot), g, m and v once, with SIMD vectors.
 module internal Research.Core.AdamKernel
 
-#nowarn "9" // native pointers: the tensors' own memory, bounds given by their element count
-
 open System
 open System.Numerics
 open System.Runtime.InteropServices
-open Microsoft.FSharp.NativeInterop
 open TorchSharp
-
-[<DllImport("LibTorchSharp")>]
-extern nativeint private THSTensor_data(nativeint tensor)
-
-/// Whether LibTorchSharp's data-pointer entry point resolves in this process (checked once, on a tiny
-/// tensor); where it does not, Adam keeps to tensor operations.
-let private pointerAvailable =
-    lazy
-        (try
-            use probe = torch.ones(4L)
-            THSTensor_data probe.Handle <> 0n
-         with
-         | :? DllNotFoundException | :? EntryPointNotFoundException -> false)
-
-/// True when the kernel can work on `t` in place: float32, contiguous, in CPU memory, indexable by int.
-let applies (t: torch.Tensor) =
-    t.device_type = DeviceType.CPU && t.dtype = torch.float32 && t.is_contiguous ()
-    && t.numel () < int64 Int32.MaxValue && pointerAvailable.Force()
-
-/// The tensor's float32 elements in place (`applies` must hold).
-let span (t: torch.Tensor) =
-    Span<float32>(NativePtr.toVoidPtr (NativePtr.ofNativeInt<float32> (THSTensor_data t.Handle)), int (t.numel ()))
 
 /// One Adam step over every element, written to `updated` with `theta` left as it was: g = grad + decay·θ;
 /// m ← m + (1−β₁)(g − m); v ← β₂v + (1−β₂)g²; updated ← θ + stepSize · m / (√v + epsHat); grad ← 0, with
@@ -41,11 +16,11 @@ let span (t: torch.Tensor) =
 let step (theta: torch.Tensor) (updated: torch.Tensor) (grad: torch.Tensor) (m: torch.Tensor) (v: torch.Tensor)
          (oneMinusBeta1: float32) (beta2: float32) (oneMinusBeta2: float32) (decay: float32)
          (stepSize: float32) (epsHat: float32) =
-    let th = span theta
-    let up = span updated
-    let g = span grad
-    let ms = span m
-    let vs = span v
+    let th = CpuMemory.span theta
+    let up = CpuMemory.span updated
+    let g = CpuMemory.span grad
+    let ms = CpuMemory.span m
+    let vs = CpuMemory.span v
     if g.Length <> th.Length || ms.Length <> th.Length || vs.Length <> th.Length || up.Length <> th.Length then
         invalidArg "grad" "The Adam state and the parameters differ in size."
     let upV = MemoryMarshal.Cast<float32, Vector<float32>> up

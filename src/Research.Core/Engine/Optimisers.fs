@@ -123,7 +123,7 @@ type private Adagrad(flat: FlatParameters.FlatParameters, lr: float, weightDecay
 
 /// Adam over `flat`'s parameters with step size `lr` and L2 penalty `weightDecay`.
 let adam (flat: FlatParameters.FlatParameters) (lr: float) (weightDecay: float) : IStepRule =
-    new Adam(flat, lr, weightDecay, AdamKernel.applies flat.Values)
+    new Adam(flat, lr, weightDecay, CpuMemory.applies flat.Values)
 
 /// Adam as tensor operations only (the path of GPUs and other dtypes), for tests on the CPU.
 let internal adamUnfused (flat: FlatParameters.FlatParameters) (lr: float) (weightDecay: float) : IStepRule =
@@ -131,7 +131,7 @@ let internal adamUnfused (flat: FlatParameters.FlatParameters) (lr: float) (weig
 
 /// Adagrad over `flat`'s parameters with step size `lr` and L2 penalty `weightDecay`.
 let adagrad (flat: FlatParameters.FlatParameters) (lr: float) (weightDecay: float) : IStepRule =
-    new Adagrad(flat, lr, weightDecay, AdamKernel.applies flat.Values)
+    new Adagrad(flat, lr, weightDecay, CpuMemory.applies flat.Values)
 
 /// Adagrad as tensor operations only (the path of GPUs and other dtypes), for tests on the CPU.
 let internal adagradUnfused (flat: FlatParameters.FlatParameters) (lr: float) (weightDecay: float) : IStepRule =
