@@ -100,19 +100,33 @@ let private threadCpuSeconds () =
 /// curve, so two at a time do about 1.5× the epochs per second.
 let workers = max 1 (min Environment.ProcessorCount (2 * Fig2Bound.latentSizes.Length))
 
-/// The folder of one curve's run state.
-let folder (cache: string) (algorithm: Algorithm) (latent: int) =
-    Path.Combine(cache, "fig2-paper", $"{name algorithm}-z{latent}-h{Fig2Bound.hidden}")
+/// What a curve trains on: MNIST's grey levels as Bernoulli targets (the paper-budget run), or the images
+/// binarised afresh in every minibatch and scored on one fixed binarisation (Fig2Binarised's check of the
+/// train–test gap). Everything else is the same: model, initialisation, seeds, step size, weight decay.
+type Data =
+    | Grey
+    | Binarised
 
-/// How far each curve (by folder) has come, and the CPU seconds per epoch of the latest points, for the
-/// estimate of the time left that the run logs every 100 epochs.
-let private reachedEpochs = Collections.Concurrent.ConcurrentDictionary<string, int>()
+/// The seed of the one binarisation the Binarised curves are scored on (train subset and test set).
+let scoreSeed = 0
+
+/// The folder of one curve's run state.
+let folderOf (data: Data) (cache: string) (algorithm: Algorithm) (latent: int) =
+    let run = match data with Grey -> "fig2-paper" | Binarised -> "fig2-binarised"
+    Path.Combine(cache, run, $"{name algorithm}-z{latent}-h{Fig2Bound.hidden}")
+
+/// The folder of one paper-budget curve's run state.
+let folder (cache: string) (algorithm: Algorithm) (latent: int) = folderOf Grey cache algorithm latent
+
+/// The epochs each curve in this process (by folder) still has to train, and the CPU seconds per epoch of
+/// the latest points, for the estimate of the time left that the run logs every 100 epochs.
+let private epochsLeft = Collections.Concurrent.ConcurrentDictionary<string, int>()
 let private recentPace = Collections.Concurrent.ConcurrentQueue<float>()
 
 /// The run's estimated time left: the epochs every curve still has to train, at the median CPU seconds per
 /// epoch of the latest 20 points, `workers` curves at a time.
 let private timeLeft () =
-    let remaining = reachedEpochs.Values |> Seq.sumBy (fun e -> finalEpoch - min e finalEpoch)
+    let remaining = epochsLeft.Values |> Seq.sum
     let pace = recentPace.ToArray() |> Array.sort
     if pace.Length = 0 then None
     else Some(float remaining * pace.[pace.Length / 2] / float workers / 3600.0, remaining)
@@ -135,9 +149,9 @@ let sessions (cache: string) (algorithm: Algorithm) (latent: int) =
 /// `earlier` are the curve's points as an earlier run published them: taken as they are when the curve has
 /// no run state and they reach `epochs`, and otherwise the reference its re-measured points are checked against.
 /// `onPoint` is given the curve as it stands after each point (the earlier run's later points appended).
-let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorithm) (latent: int) (earlier: Point list)
+let curve (data: Data) (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorithm) (latent: int) (earlier: Point list)
           (onPoint: Point list -> unit) (train: torch.Tensor) (test: torch.Tensor) =
-    let dir = folder cache algorithm latent
+    let dir = folderOf data cache algorithm latent
     Directory.CreateDirectory dir |> ignore
     let pointsFile = Path.Combine(dir, "points.csv")
     let checkpoint = Path.Combine(dir, "run.checkpoint")
@@ -145,7 +159,8 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
     let reached = if List.isEmpty saved then earlier else saved
     if reached |> List.exists (fun p -> p.Epoch = epochs) then reached |> List.filter (fun p -> p.Epoch <= epochs)
     else
-        // The step size is chosen once and kept: a rerun of the search could break a near-tie differently.
+        // The step size is chosen once and kept: a rerun of the search could break a near-tie differently. It is
+        // searched on the grey levels for either kind of data, so a Binarised curve takes its Grey twin's.
         let lrFile = Path.Combine(dir, "step-size.txt")
         let lr =
             if File.Exists lrFile then Double.Parse(File.ReadAllText lrFile, inv)
@@ -155,8 +170,13 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                 lr
         Log.line $"{name algorithm}, N_z = {latent}: step size {lr}, to epoch {epochs} ({int64 epochs * train.shape.[0]:N0} samples); resuming from {dir}"
         use model = vae latent Fig2Bound.hidden
-        use trainScored = train.narrow(0L, 0L, min Fig2Bound.scoredRows train.shape.[0])
-        use testScored = test.narrow(0L, 0L, min Fig2Bound.scoredRows test.shape.[0])
+        let scored (images: torch.Tensor) =
+            use first = images.narrow(0L, 0L, min Fig2Bound.scoredRows images.shape.[0])
+            match data with
+            | Grey -> first.alias ()
+            | Binarised -> Mnist.binarize first scoreSeed
+        use trainScored = scored train
+        use testScored = scored test
         // Points from before the checkpoint's epoch survive a crash; any later ones are measured again
         // (the resumed run is bit-identical, so they come out the same).
         let points = ResizeArray<Point>(saved)
@@ -194,7 +214,7 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                 | _ -> ()
                 points.Add p
                 write pointsFile points
-                reachedEpochs.[dir] <- r.Epoch
+                epochsLeft.[dir] <- max 0 (epochs - r.Epoch)
                 if r.Epoch > 1 && not (Double.IsNaN cpuPerEpoch) then
                     recentPace.Enqueue cpuPerEpoch
                     while recentPace.Count > 20 do recentPace.TryDequeue() |> ignore
@@ -204,7 +224,8 @@ let curve (cache: string) (searchRows: int64) (epochs: int) (algorithm: Algorith
                     | None -> ()
                 onPoint (List.ofSeq points @ (earlier |> List.filter (fun e -> e.Epoch > p.Epoch)))
                 Log.line $"  {name algorithm} N_z = {latent} epoch {r.Epoch}: bound train {p.Train:F2}, test {p.Test:F2}; {p.SecondsPerEpoch:F2} s/epoch ({p.CpuSecondsPerEpoch:F2} CPU s), RSS {p.RssMiB:F0} MiB, heap {p.HeapMiB:F0} MiB"
-        let config = { adagrad train.shape.[0] lr epochs with Progress = progress; CheckpointPath = Some checkpoint }
+        let config = { adagrad train.shape.[0] lr epochs with
+                        Progress = progress; CheckpointPath = Some checkpoint; DynamicBinarization = (data = Binarised) }
         lastCpu.Value <- threadCpuSeconds ()
         fit algorithm model train config |> ignore
         // Nothing needs a finished curve's checkpoint again (its points are kept), and it is megabytes in git.
@@ -233,7 +254,7 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
         let pointsFile = Path.Combine(folder cache algorithm latent, "points.csv")
         let own = if File.Exists pointsFile then read pointsFile |> List.map (fun p -> p.Epoch) else []
         let doneBefore = earlier r |> List.exists (fun p -> p.Epoch >= finalEpoch)
-        reachedEpochs.[folder cache algorithm latent] <- if doneBefore then finalEpoch else List.fold max 0 own
+        epochsLeft.[folder cache algorithm latent] <- if doneBefore then 0 else finalEpoch - min finalEpoch (List.fold max 0 own)
     let publish () =
         let points = [ for r in runs do match latest.TryGetValue r with | true, ps -> yield! ps | _ -> () ]
         write csv points
@@ -258,7 +279,7 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
             let (latent, algorithm) as r = next
             let show ps = lock sync (fun () -> latest.[r] <- ps; points.Value <- publish ())
             try
-                show (curve cache searchRows finalEpoch algorithm latent (earlier r) show train test)
+                show (curve Grey cache searchRows finalEpoch algorithm latent (earlier r) show train test)
                 lock sync (fun () ->
                     finished.Value <- finished.Value + 1
                     Log.fraction finished.Value total)

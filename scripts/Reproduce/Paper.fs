@@ -78,7 +78,7 @@ let private paperFig2 = Map.ofList [ 3, (-130.0, -125.0); 5, (-115.0, -110.0); 1
 /// Where the curves that reached 10^8 samples stand against the paper's end values, and what the points
 /// say about why: the train–test gap, and how far the test bound fell from its best (overfitting), or a
 /// train bound short of the paper's as well (less reached by the optimisation at the same budget).
-let private paperBudgetComparison (curves: ((int * string) * Fig2PaperBudget.Point list) list) =
+let private paperBudgetComparison (curves: ((int * string) * Fig2PaperBudget.Point list) list) (binarisationChecked: bool) =
     let finished =
         [ for (latent, algorithm), ps in curves do
             let last = ps |> List.maxBy (fun p -> p.Epoch)
@@ -134,8 +134,10 @@ let private paperBudgetComparison (curves: ((int * string) * Fig2PaperBudget.Poi
                else
                    let shortList = String.Join(", ", short)
                    $" Where the train bound is below the paper's range too ({shortList}), the optimisation has reached less than the paper's in the same number of samples, not only generalised worse.")
-            + " Our models, initialisation, optimiser, step-size choice and weight decay are the paper's as its text gives them (Method, above); we have not found a "
-            + "setting that explains the difference, and the paper's text gives no further detail to compare with. The paper's values are read approximately from its plot."
+            + " Our models, initialisation, optimiser, step-size choice and weight decay are the paper's as its text gives them (Method, above)"
+            + (if binarisationChecked then "; its text does not say whether the images were binarised, which the check below tests."
+               else "; we have not found a setting that explains the difference, and the paper's text gives no further detail to compare with.")
+            + " The paper's values are read approximately from its plot."
         $"Against the paper's Figure 2 at 10⁸ samples ({finished.Length} of {2 * Fig2Bound.latentSizes.Length} curves there so far):\n\n"
         + String.Join("\n", lines) + "\n\n" + (order + why).TrimStart()
 
@@ -192,7 +194,8 @@ let private paperBudgetSection (cache: string) (results: string) =
                     yield $"N_z = {latent}: AEVB {a.Test:F2} against wake-sleep {w.Test:F2} at {Fig2PaperBudget.samplesText a.Samples} samples ({above})"
                 | _ -> () ]
         let comparison = if aevbAbove.IsEmpty then "" else String.Join("; ", aevbAbove) + "."
-        let versusPaper = paperBudgetComparison curves
+        let binarisation = Fig2Binarised.read results
+        let versusPaper = paperBudgetComparison curves (not binarisation.IsEmpty)
         // Which commit trained which epochs, where the run recorded it (each curve's sessions.csv).
         let code =
             [ for (latent, algorithm), _ in curves do
@@ -233,6 +236,8 @@ moves when the pair of curves in flight changes, and the C heap in use (every te
 {comparison}
 
 {versusPaper}
+
+{Fig2Binarised.paragraph binarisation}
 
 {codeText}
 """
