@@ -232,6 +232,9 @@ let curve (data: Data) (cache: string) (searchRows: int64) (epochs: int) (algori
         if epochs >= finalEpoch then File.Delete checkpoint
         List.ofSeq points
 
+/// How often a curve is started (the first time and its resumptions after failures) before the run gives up.
+let private maxAttempts = 3
+
 /// Advances every curve to 10^8 samples, two at a time in the order N_z = 3, 5, …, AEVB then wake-sleep,
 /// writing `results`/fig2_bound_paper_budget.csv and `figures`/fig2_bound_paper_budget.png after each
 /// point, so that the files always show what has been reached; curves not reached yet keep the points
@@ -278,13 +281,24 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
         while tasks.TryDequeue(&next) do
             let (latent, algorithm) as r = next
             let show ps = lock sync (fun () -> latest.[r] <- ps; points.Value <- publish ())
+            let firstLine (e: exn) = e.Message.Split('\n').[0]
+            // A curve that fails resumes from its run checkpoint, which computes what it would have computed
+            // without the failure: a transient fault costs the epoch in progress, not the worker (an hour of a
+            // core, before, as the fault surfaced only when the other worker had finished). The same curve
+            // failing three times is not transient and stops the run.
+            let rec attempt k =
+                try show (curve Grey cache searchRows finalEpoch algorithm latent (earlier r) show train test)
+                with e when k < maxAttempts ->
+                    Log.line $"  {name algorithm} N_z = {latent} failed ({e.GetType().Name}: {firstLine e}); resuming it from its checkpoint, attempt {k + 1} of {maxAttempts}"
+                    attempt (k + 1)
             try
-                show (curve Grey cache searchRows finalEpoch algorithm latent (earlier r) show train test)
+                attempt 1
                 lock sync (fun () ->
                     finished.Value <- finished.Value + 1
                     Log.fraction finished.Value total)
-            with _ ->
-                tasks.Clear() // the other workers stop after their current curve
+            with e ->
+                Log.line $"  {name algorithm} N_z = {latent} failed {maxAttempts} times ({e.GetType().Name}: {firstLine e}); the other workers stop after their current curve"
+                tasks.Clear()
                 reraise ()
     Log.line $"{workers} curves at a time, one thread each"
     let running = [ for _ in 1 .. workers -> Threading.Tasks.Task.Factory.StartNew(work, Threading.Tasks.TaskCreationOptions.LongRunning) ]
