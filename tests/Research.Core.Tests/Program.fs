@@ -36,6 +36,7 @@ let all = testList "Research.Core" [
     ResumeKillTests.tests
     ResumeWithinEpochTests.tests
     SoakTests.tests
+    ScalarLifetimeTests.tests
 ]
 
 /// Tests too long for every run (minutes each): `--long` runs them instead of `all`.

@@ -22,4 +22,5 @@ let load (path: string) : torch.Tensor =
     // Column-major [560, n] is row-major [n, 560]: each column, one image, becomes a row.
     let shape = [| int64 ff.Dimensions.[1]; int64 (height * width) |]
     use t = torch.tensor(ff.Data, System.ReadOnlySpan shape)
-    t / 255.0f
+    use levels = Scalars.ofFloat32 255.0f
+    t / levels

@@ -69,7 +69,8 @@ let load (directory: string) (split: Split) : Tensor * int[] =
     // Convert in libtorch: one byte tensor, one float tensor, no float32[] copy on the managed heap.
     use raw = torch.tensor(pixels, ReadOnlySpan<int64>([| int64 n; int64 Pixels |]))
     use asFloat = raw.to_type(torch.ScalarType.Float32)
-    asFloat.div(255.0f.ToScalar()), labels
+    use levels = Scalars.ofFloat32 255.0f
+    asFloat.div(levels), labels
 
 /// Like load, but returns the images as a float32[n, 784] array (for callers outside TorchSharp).
 let loadArrays (directory: string) (split: Split) : float32[,] * int[] =

@@ -30,7 +30,7 @@ let private penalised (flat: FlatParameters.FlatParameters) (decay: Scalar optio
 /// Native Scalars made once: TorchSharp turns each double into a Scalar that is otherwise left to the
 /// finalizer, and one per step interleaved with parameter-sized temporaries kept glibc from reusing its
 /// heap (RSS grew by about one parameter set per step).
-let private scalars (xs: float list) = xs |> List.map (fun x -> x.ToScalar()) |> List.toArray
+let private scalars (xs: float list) = xs |> List.map Scalars.ofFloat |> List.toArray
 
 /// Adam (Kingma & Ba 2015) with PyTorch's update, β = (0.9, 0.999), ε = 1e-8: with g the gradient plus
 /// the L2 term, m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε).
@@ -71,10 +71,10 @@ type private Adam(flat: FlatParameters.FlatParameters, lr: float, weightDecay: f
                 use g = penalised flat decay
                 m.lerp_(g, lerpWeight) |> ignore
                 v.mul_(s.[2]).addcmul_(g, g, value = s.[3]) |> ignore
-                use epsHatS = epsHat.ToScalar()
-                use stepSizeS = stepSize.ToScalar()
+                use epsHatS = Scalars.ofFloat epsHat
+                use stepSizeS = Scalars.ofFloat stepSize
                 use denom = v.sqrt ()
-                denom.add_(epsHatS) |> ignore
+                denom.add_(epsHatS, Scalars.one) |> ignore
                 flat.Values.addcdiv_(m, denom, value = stepSizeS) |> ignore
         member _.State = [ m; v ]
         member _.StepCount
@@ -111,7 +111,7 @@ type private Adagrad(flat: FlatParameters.FlatParameters, lr: float, weightDecay
                 use g = penalised flat decay
                 sum.addcmul_(g, g, value = s.[3]) |> ignore
                 use std = sum.sqrt ()
-                std.add_(s.[0]) |> ignore
+                std.add_(s.[0], Scalars.one) |> ignore
                 flat.Values.addcdiv_(g, std, value = s.[1]) |> ignore
         member _.State = [ sum ]
         member _.StepCount

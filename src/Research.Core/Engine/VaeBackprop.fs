@@ -10,6 +10,7 @@ module internal Research.Core.VaeBackprop
 
 open System
 open TorchSharp
+open Research.Core.Scalars.Operators
 
 type Tensor = torch.Tensor
 
@@ -105,13 +106,11 @@ let private likelihoodAndGradient (observation: Observation) (out: Tensor) (x: T
         let mp = out.chunk(2L, -1L)
         let mean, lv = mp.[0], mp.[1]
         // −log N(x; m, e^v) = ½[log 2π + v + (x − m)² e^−v]: d/dm = −(x − m) e^−v, d/dv = ½(1 − (x − m)² e^−v).
-        use half = (0.5).ToScalar()
-        use one = (1.0).ToScalar()
         let precision = torch.exp(lv.neg())
         let residual = x - mean
         let scaled = residual * precision
         let dMean = scaled.neg()
-        let dLogVar = (residual * scaled).neg_().add_(one).mul_(half)
+        let dLogVar = (residual * scaled).neg_().add_(Scalars.one, Scalars.one).mul_(Scalars.half)
         Likelihood.gaussian mean lv x, torch.cat([| dMean; dLogVar |], -1L)
 
 /// The forward pass both objectives share: the encoder on x, (μ, log σ²), z = μ + σε by Gaussian.sample on
@@ -140,9 +139,8 @@ let private decoderBackward activation decoderLayers (pass: Pass) (deltaOut: Ten
 /// Backward from ∂L/∂z [S,B,D] through z = μ + σε (∂z/∂μ = 1, ∂z/∂log σ² = ½σε = ½(z − μ)) to (∂L/∂μ,
 /// ∂L/∂log σ²) [B,D], to which `direct` adds the loss's own terms in μ and log σ²; then through the encoder.
 let private encoderBackward activation encoderLayers (pass: Pass) (dz: Tensor) (direct: Tensor -> Tensor -> unit) =
-    use half = (0.5).ToScalar()
     let dMu = dz.sum(0L)
-    let dLogVar = (dz * (pass.Z - pass.Mu)).sum(0L).mul_(half)
+    let dLogVar = (dz * (pass.Z - pass.Mu)).sum(0L).mul_(Scalars.half)
     direct dMu dLogVar
     backward activation encoderLayers pass.EncoderInputs (torch.cat([| dMu; dLogVar |], -1L)) false |> ignore
 
@@ -158,11 +156,11 @@ let lossAndGradients (encoder: torch.nn.Module) (decoder: torch.nn.Module) (acti
         // Every temporary of the step is freed on return; only the loss leaves.
         use scope = torch.NewDisposeScope()
         let rows = x.shape.[0]
-        // Scalars made here are disposed here (TorchSharp leaves implicit ones to the finalizer).
-        use perRow = (1.0 / (float samples * float rows)).ToScalar()
-        use betaPerExample = (beta / float rows).ToScalar()
-        use halfBetaPerExample = (0.5 * beta / float rows).ToScalar()
-        use betaS = beta.ToScalar()
+        // Bound with use: alive through every call that reads them, and freed here (see Scalars).
+        use perRow = Scalars.ofFloat (1.0 / (float samples * float rows))
+        use betaPerExample = Scalars.ofFloat (beta / float rows)
+        use halfBetaPerExample = Scalars.ofFloat (0.5 * beta / float rows)
+        use betaS = Scalars.ofFloat beta
         let pass = forwardPass activation encoderLayers decoderLayers generator samples x
         let reconstruction, dOut = likelihoodAndGradient observation pass.Out x
         let kl = Gaussian.klToStandardNormal pass.Mu pass.LogVar
@@ -172,7 +170,7 @@ let lossAndGradients (encoder: torch.nn.Module) (decoder: torch.nn.Module) (acti
         let dz = decoderBackward activation decoderLayers pass (dOut.mul_(perRow))
         encoderBackward activation encoderLayers pass dz (fun dMu dLogVar ->
             dMu.add_(pass.Mu, alpha = betaPerExample) |> ignore
-            dLogVar.add_(torch.expm1(pass.LogVar).mul_(halfBetaPerExample)) |> ignore)
+            dLogVar.add_(torch.expm1(pass.LogVar).mul_(halfBetaPerExample), Scalars.one) |> ignore)
         scope.MoveToOuter(loss)
 
 /// The training step on Burda et al.'s IWAE bound (Estimators.iwae) with K = `samples`: returns
@@ -191,14 +189,13 @@ let iwaeLossAndGradients (encoder: torch.nn.Module) (decoder: torch.nn.Module) (
         use _ = torch.no_grad ()
         use scope = torch.NewDisposeScope()
         let rows = x.shape.[0]
-        use perExample = (1.0 / float rows).ToScalar()
-        use halfPerExample = (0.5 / float rows).ToScalar()
-        use one = (1.0).ToScalar()
-        use logK = Math.Log(float samples).ToScalar()
+        use perExample = Scalars.ofFloat (1.0 / float rows)
+        use halfPerExample = Scalars.ofFloat (0.5 / float rows)
+        use logK = Scalars.ofFloat (Math.Log(float samples))
         let pass = forwardPass activation encoderLayers decoderLayers generator samples x
         let logLikelihood, dOut = likelihoodAndGradient observation pass.Out x
         // As Estimators.iwae, term for term, so that the loss is autograd's to the bit.
-        let logW = logLikelihood + Gaussian.logStandardNormal pass.Z - Gaussian.logDensity pass.Mu pass.LogVar pass.Z // [K,B]
+        let logW = logLikelihood +. Gaussian.logStandardNormal pass.Z - Gaussian.logDensity pass.Mu pass.LogVar pass.Z // [K,B]
         let loss = logW.logsumexp(0L).sub_(logK).mean().neg()
         // w̃ by softmax (log w − max, exact in floating point) rather than autograd's exp(log w − logsumexp): at
         // log w ≈ −545 (MNIST at initialisation) the latter loses about 3·10⁻⁵ of w̃ in float32, this 10⁻⁷, so
@@ -206,7 +203,7 @@ let iwaeLossAndGradients (encoder: torch.nn.Module) (decoder: torch.nn.Module) (
         let weights = logW.softmax(0L).mul_(perExample).unsqueeze(-1L) // w̃_k/B, [K,B,1]
         let dz = decoderBackward activation decoderLayers pass (dOut.mul_(weights))
         // −∂ log p(z)/∂z = z, weighted like the rest of sample k.
-        dz.addcmul_(pass.Z, weights, one) |> ignore
+        dz.addcmul_(pass.Z, weights, Scalars.one) |> ignore
         // log w's −log q(z|x) at fixed ε is ½ Σ_d (log 2π + log σ²_d + ε²_d): ∂(−log w)/∂log σ²_d = −½, weighted
         // by w̃_k/B and summed over k (Σ_k w̃_k = 1): −½/B. It does not depend on μ.
         encoderBackward activation encoderLayers pass dz (fun _ dLogVar -> dLogVar.sub_(halfPerExample) |> ignore)

@@ -59,7 +59,9 @@ let private locateNonFinite (name: string) (data: Tensor) =
 
 /// Throws, naming the first value outside [0, 1], when there is one.
 let private locateOutsideUnit (name: string) (data: Tensor) =
-    use outside = torch.logical_or(data.lt((0.0f).ToScalar()), data.gt((1.0f).ToScalar()))
+    use lo = Scalars.ofFloat32 0.0f
+    use hi = Scalars.ofFloat32 1.0f
+    use outside = torch.logical_or(data.lt(lo), data.gt(hi))
     use anyOutside = outside.any()
     if anyOutside.item<bool> () then
         use bad = outside.nonzero()

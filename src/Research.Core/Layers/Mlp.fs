@@ -66,9 +66,11 @@ let initialise (generator: torch.Generator) (init: Init) (modules: torch.nn.Modu
                             match init with
                             | Uniform ->
                                 let bound = 1.0 / sqrt fanIn
-                                torch.rand(p.shape, dtype = p.dtype, device = p.device, generator = generator)
-                                    .mul_((2.0 * bound).ToScalar()).sub_(bound.ToScalar())
+                                use width = Scalars.ofFloat (2.0 * bound)
+                                use low = Scalars.ofFloat bound
+                                torch.rand(p.shape, dtype = p.dtype, device = p.device, generator = generator).mul_(width).sub_(low)
                             | Normal std ->
-                                torch.randn(p.shape, dtype = p.dtype, device = p.device, generator = generator).mul_(std.ToScalar())
+                                use s = Scalars.ofFloat std
+                                torch.randn(p.shape, dtype = p.dtype, device = p.device, generator = generator).mul_(s)
                         p.copy_(fresh) |> ignore
             | None -> ()

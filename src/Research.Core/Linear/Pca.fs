@@ -9,6 +9,7 @@ module Research.Core.Pca
 open System
 open TorchSharp
 open Research.Core.Interop
+open Research.Core.Scalars.Operators
 
 /// A fitted PCA: x ≈ Mean + zᵀ Components with z = Components (x − Mean).
 type PcaFit =
@@ -34,10 +35,11 @@ let internal eigenOfValidated (data: Tensor) : Tensor * Tensor * Tensor =
     let x = if data.dtype = torch.float64 then data.alias () else data.to_type(torch.float32)
     let mean = x.mean([| 0L |])
     let centred = x - mean
-    let covariance = (centred.T.matmul(centred) / float (n - 1L)).to_type(torch.float64)
+    use divisor = Scalars.ofFloat (float (n - 1L))
+    let covariance = (centred.T.matmul(centred) / divisor).to_type(torch.float64)
     let mean = mean.to_type(torch.float64)
     let struct (ascending, vectors) = torch.linalg.eigh(covariance)
-    let values = ascending.flip(0L).clamp_min(0.0)
+    let values = ascending.flip(0L).clamp_min(Scalars.zero)
     let vectors = vectors.flip(1L)
     let signs = vectors.gather(0L, vectors.abs().argmax(0L, true)).sign()
     mean, values, vectors * signs
@@ -85,7 +87,7 @@ let transform (fit: PcaFit) (x: Tensor) : Tensor =
 let inverseTransform (fit: PcaFit) (z: Tensor) : Tensor =
     Validate.matrix "codes" (int fit.Components.shape.[0]) z
     use scope = torch.NewDisposeScope()
-    (z.to_type(fit.Components.dtype).matmul(fit.Components) + fit.Mean).MoveToOuterDisposeScope()
+    (z.to_type(fit.Components.dtype).matmul(fit.Components) +. fit.Mean).MoveToOuterDisposeScope()
 
 /// The mean squared error per element of projecting rows x [n,P] onto the fitted subspace and back,
 /// computed in float64. On the training data it equals Σ_{j>k} λ_j·(n − 1)/(n·P) (Eckart–Young).

@@ -7,6 +7,7 @@ module Research.Core.ProbabilisticPca
 open System
 open TorchSharp
 open Research.Core.Interop
+open Research.Core.Scalars.Operators
 
 /// A probabilistic PCA model; tensors are float64.
 type PpcaModel =
@@ -34,19 +35,22 @@ let fit (data: Tensor) (latent: int) : PpcaModel =
     use x = data.to_type(torch.float64)
     let mean, values, vectors = Pca.eigenOfValidated x
     // Pca.eigenOfValidated divides by n − 1; the ML covariance divides by n.
-    let lambda = values * (float (n - 1L) / float n)
+    use ratio = Scalars.ofFloat (float (n - 1L) / float n)
+    let lambda = values * ratio
     let sigma2 = lambda.narrow(0L, int64 latent, p - int64 latent).mean().item<float>()
     if not (sigma2 > 0.0) then
         raise (ArgumentException($"The data lie in a {latent}-dimensional subspace: the ML noise variance is 0.", "data"))
     let leading = lambda.narrow(0L, 0L, int64 latent)
+    use noise = Scalars.ofFloat sigma2
     { Mean = mean
-      W = vectors.narrow(1L, 0L, int64 latent) * (leading - sigma2).clamp_min(0.0).sqrt()
+      W = vectors.narrow(1L, 0L, int64 latent) * (leading - noise).clamp_min(Scalars.zero).sqrt()
       Sigma2 = sigma2 }
 
 /// M = Wᵀ W + σ² I_k [k,k], the matrix through which C = W Wᵀ + σ² I is inverted (Woodbury).
 let private innerMatrix (model: PpcaModel) =
     let k = model.W.shape.[1]
-    model.W.T.matmul(model.W) + torch.eye(k, dtype = torch.float64, device = model.W.device) * model.Sigma2
+    use noise = Scalars.ofFloat model.Sigma2
+    model.W.T.matmul(model.W) +. torch.eye(k, dtype = torch.float64, device = model.W.device) * noise
 
 /// The exact log N(x; μ, W Wᵀ + σ² I) of each row of x [B,P], shape [B], in float64. Uses only
 /// k×k algebra: the Woodbury identity C⁻¹ = (I − W M⁻¹ Wᵀ)/σ² for the quadratic form and the
@@ -57,9 +61,11 @@ let logLikelihood (model: PpcaModel) (x: Tensor) : Tensor =
     let l = torch.linalg.cholesky(innerMatrix model)
     // a = L⁻¹ Wᵀ e, so eᵀ W M⁻¹ Wᵀ e = ‖a‖².
     let a = torch.linalg.solve_triangular(l, model.W.T.matmul(e.T), upper = false)
-    let quadratic = ((e * e).sum(-1L) - (a * a).sum(0L)) / model.Sigma2
-    let logDetM = torch.diagonal(l, 0L, 0L, 1L).log().sum() * 2.0
-    (quadratic + logDetM + (float (p - k) * Math.Log model.Sigma2 + float p * log2Pi)) * -0.5
+    use noise = Scalars.ofFloat model.Sigma2
+    use constant = Scalars.ofFloat (float (p - k) * Math.Log model.Sigma2 + float p * log2Pi)
+    let quadratic = ((e * e).sum(-1L) - (a * a).sum(0L)) / noise
+    let logDetM = torch.diagonal(l, 0L, 0L, 1L).log().sum() * Scalars.two
+    (quadratic +. logDetM |> plus constant) * Scalars.minusHalf
 
 /// The exact mean log N(x; μ, W Wᵀ + σ² I) over the rows of x [n,P], in nats (float64). Checks x
 /// first: a matrix of P columns, at least one row, every value finite (ArgumentException otherwise).
@@ -75,7 +81,8 @@ let posterior (model: PpcaModel) (x: Tensor) : Tensor * Tensor =
     let e = x.to_type(torch.float64) - model.Mean
     let mInverse = torch.cholesky_inverse(torch.linalg.cholesky(innerMatrix model), false)
     let mean = e.matmul(model.W).matmul(mInverse)
-    let logVar = (torch.diagonal(mInverse, 0L, 0L, 1L) * model.Sigma2).log()
+    use noise = Scalars.ofFloat model.Sigma2
+    let logVar = (torch.diagonal(mInverse, 0L, 0L, 1L) * noise).log()
     mean, logVar.expand_as(mean).contiguous()
 
 /// The model as a latent-variable model for the estimators: q(z|x) is the exact posterior and
@@ -83,7 +90,7 @@ let posterior (model: PpcaModel) (x: Tensor) : Tensor * Tensor =
 let asLatentVariableModel (model: PpcaModel) : Estimators.LatentVariableModel =
     let logSigma2 = torch.tensor(Math.Log model.Sigma2, dtype = torch.float64, device = model.W.device)
     { Encode = posterior model
-      LogLikelihood = fun z x -> Likelihood.gaussian (z.matmul(model.W.T) + model.Mean) logSigma2 (x.to_type(torch.float64)) }
+      LogLikelihood = fun z x -> Likelihood.gaussian (z.matmul(model.W.T) +. model.Mean) logSigma2 (x.to_type(torch.float64)) }
 
 /// n rows drawn from the model, x = W z + μ + σ ε, float64 [n,P], from `generator` (CPU).
 let sample (model: PpcaModel) (n: int) (generator: torch.Generator) : Tensor =
@@ -92,4 +99,5 @@ let sample (model: PpcaModel) (n: int) (generator: torch.Generator) : Tensor =
     use z = torch.randn([| int64 n; k |], dtype = torch.float64, generator = generator)
     use eps = torch.randn([| int64 n; p |], dtype = torch.float64, generator = generator)
     use signal = z.matmul(model.W.T)
-    signal + model.Mean + eps * sqrt model.Sigma2
+    use sd = Scalars.ofFloat (sqrt model.Sigma2)
+    signal +. model.Mean +. eps * sd

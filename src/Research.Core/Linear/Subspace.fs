@@ -11,5 +11,5 @@ let principalAngles (a: Tensor) (b: Tensor) : float[] =
     use _ = torch.no_grad ()
     use scope = torch.NewDisposeScope()
     let basis (m: Tensor) = let struct (q, _) = torch.linalg.qr(m.detach().cpu().to_type(torch.ScalarType.Float64).t()) in q
-    let s = torch.linalg.svdvals(basis(a).t().matmul(basis b)).clamp((-1.0).ToScalar(), (1.0).ToScalar())
+    let s = torch.linalg.svdvals(basis(a).t().matmul(basis b)).clamp(Scalars.minusOne, Scalars.one)
     Interop.toDoubleArray s |> Array.map (fun c -> acos c * 180.0 / System.Math.PI) |> Array.sort

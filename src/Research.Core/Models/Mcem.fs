@@ -15,6 +15,7 @@ open System
 open System.Diagnostics
 open TorchSharp
 open Research.Core.Interop
+open Research.Core.Scalars.Operators
 
 /// The settings of MCEM. See defaults.
 type Config =
@@ -45,7 +46,7 @@ let defaults =
 /// The M-step's loss: −log p(x, z) = −log p(z) − log p(x|z), mean over the examples, at latents z [S,B,D]
 /// held fixed (samples of the posterior). Its gradient reaches the decoder only.
 let jointLoss (model: Estimators.LatentVariableModel) (z: Tensor) (x: Tensor) : Tensor =
-    -(model.LogLikelihood z x + Gaussian.logStandardNormal z).mean()
+    -(model.LogLikelihood z x +. Gaussian.logStandardNormal z).mean()
 
 let private validate (config: Config) =
     Validate.positive "LeapfrogSteps" config.LeapfrogSteps
@@ -113,7 +114,7 @@ let fit (config: Config) (vae: Vae.VariationalAutoencoder) (data: Tensor) (train
                     // E-step: the minibatch's chains [1,b,D] move under the current θ.
                     let z =
                         use _ = torch.no_grad ()
-                        let target (z: Tensor) = Gaussian.logStandardNormal z + model.LogLikelihood z x
+                        let target (z: Tensor) = Gaussian.logStandardNormal z +. model.LogLikelihood z x
                         let mutable point = Hmc.evaluate target (chains.index_select(0L, index).unsqueeze(0L))
                         for _ in 1 .. config.Transitions do
                             let t = Hmc.transition generator target stepSize config.LeapfrogSteps point

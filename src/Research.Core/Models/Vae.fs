@@ -4,6 +4,7 @@ module Research.Core.Vae
 
 open System
 open TorchSharp
+open Research.Core.Scalars.Operators
 
 type Tensor = torch.Tensor
 
@@ -226,7 +227,8 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
         match config.Objective with
         | Elbo ->
             let t = terms generator config.Samples x
-            (t.Kl * config.Beta - t.Reconstruction).mean()
+            use beta = Scalars.ofFloat config.Beta
+            (t.Kl * beta - t.Reconstruction).mean()
         | ImportanceWeighted -> -(Estimators.iwae generator config.Samples model x).mean()
 
     /// The loss and its gradients for one step, the fast path chosen automatically when it applies: the
@@ -370,9 +372,10 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
             let rows = min evalRows (xd.shape.[0] - start)
             let mu, logVar = encode (xd.narrow(0L, start, rows))
             let mu, logVar = mu.to_type(torch.float64), logVar.to_type(torch.float64)
-            sums.add_(((mu.square() + logVar.exp() - 1.0 - logVar) * 0.5).sum(0L)) |> ignore
+            sums.add_(((mu * mu +. logVar.exp() - Scalars.one - logVar) * Scalars.half).sum(0L), Scalars.one) |> ignore
             start <- start + rows
-        (sums / float xd.shape.[0]).cpu().data<float>().ToArray()
+        use n = Scalars.ofFloat (float xd.shape.[0])
+        (sums / n).cpu().data<float>().ToArray()
 
     /// Burda et al.'s active units: the number of latent dimensions j whose posterior mean moves with the data,
     /// Var_x(E_q[z_j|x]) > `threshold` (sample variance over the rows of `x`, n − 1; Burda et al. use 10⁻²).
@@ -390,7 +393,8 @@ type VariationalAutoencoder private (config: VaeConfig, net: Networks.EncoderDec
             let mu, _ = encode (xd.narrow(0L, start, rows))
             means.Add(mu.to_type(torch.float64))
             start <- start + rows
-        int (torch.cat(means.ToArray(), 0L).var(0L).gt(threshold.ToScalar()).sum().item<int64> ())
+        use limit = Scalars.ofFloat threshold
+        int (torch.cat(means.ToArray(), 0L).var(0L).gt(limit).sum().item<int64> ())
 
     /// Mean squared error per element of Reconstruct(x) against x, as the autoencoder's and PCA's.
     member this.ReconstructionError(x: Tensor) : float =

@@ -3,6 +3,7 @@
 module Research.Core.WakeSleep
 
 open TorchSharp
+open Research.Core.Scalars.Operators
 
 type Tensor = torch.Tensor
 
@@ -12,7 +13,7 @@ let wakeLoss (generator: torch.Generator) (model: Estimators.LatentVariableModel
         use _ = torch.no_grad ()
         let mu, logVar = model.Encode x
         Gaussian.sample generator 1 mu logVar
-    -(model.LogLikelihood z x + Gaussian.logStandardNormal z).mean()
+    -(model.LogLikelihood z x +. Gaussian.logStandardNormal z).mean()
 
 /// The sleep-phase loss: −log q(z|x̃) on fantasies z ~ p(z), x̃ ~ p(x|z), a gradient for the encoder only.
 let sleepLoss (generator: torch.Generator) (vae: Vae.VariationalAutoencoder) (batch: int64) : Tensor =
@@ -28,6 +29,6 @@ let sleepLoss (generator: torch.Generator) (vae: Vae.VariationalAutoencoder) (ba
 let fit (vae: Vae.VariationalAutoencoder) (data: Tensor) (training: Training.TrainingConfig) : Training.EpochReport list =
     vae.CheckData("data", data)
     training.Validation |> Option.iter (fun v -> vae.CheckData("validation", v))
-    let loss generator (x: Tensor) = wakeLoss generator vae.Model x + sleepLoss generator vae x.shape.[0]
+    let loss generator (x: Tensor) = wakeLoss generator vae.Model x +. sleepLoss generator vae x.shape.[0]
     let evaluate (v: Tensor) = -(vae.Elbo(v, 1, vae.Config.Seed))
     vae.Networks.Fit(data, training, Training.byAutograd loss, evaluate, vae.Terms, ("Algorithm", "wake-sleep") :: vae.SavedOptions)

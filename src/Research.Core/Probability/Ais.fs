@@ -12,6 +12,7 @@ module Research.Core.Ais
 open System
 open TorchSharp
 open Research.Core.Interop
+open Research.Core.Scalars.Operators
 
 /// How β runs from 0 to 1 over the T steps.
 type Schedule =
@@ -99,33 +100,40 @@ let private anneal (generator: torch.Generator) (config: Config) (betas: float[]
     let dtype, device = options z0
     let mutable z = z0
     let mutable logW = torch.zeros([| z0.shape.[0]; examples |], dtype = dtype, device = device)
-    let mutable stepSize = torch.full([| examples |], config.InitialStepSize.ToScalar(), dtype = dtype, device = device)
+    let mutable stepSize =
+        use initial = Scalars.ofFloat config.InitialStepSize
+        torch.full([| examples |], initial, dtype = dtype, device = device)
     let mutable acceptance = torch.zeros([| examples |], dtype = dtype, device = device)
     let steps = betas.Length - 1
     for t in 1 .. steps do
         let previous = z, logW, stepSize, acceptance
         use scope = torch.NewDisposeScope()
-        let beta = betas.[t]
+        use beta = Scalars.ofFloat betas.[t]
+        use increment = Scalars.ofFloat (betas.[t] - betas.[t - 1])
         // log p(x|z) and its gradient at z_{t−1}: the weight update, and the start of the transition at β_t.
         let likelihood = Hmc.evaluate (fun z -> logLikelihood z x) z
-        let logW' = logW + (beta - betas.[t - 1]) * likelihood.LogDensity
+        let logW' = logW +. likelihood.LogDensity * increment
         if t < steps then
-            let target (z: Tensor) = Gaussian.logStandardNormal z + beta * logLikelihood z x
+            let target (z: Tensor) = Gaussian.logStandardNormal z +. logLikelihood z x * beta
             let start : Hmc.Point =
                 { Position = z
-                  LogDensity = Gaussian.logStandardNormal z + beta * likelihood.LogDensity
-                  Gradient = -z + beta * likelihood.Gradient }
+                  LogDensity = Gaussian.logStandardNormal z +. likelihood.LogDensity * beta
+                  Gradient = -z +. likelihood.Gradient * beta }
             let moved = Hmc.transition generator target stepSize config.LeapfrogSteps start
             z <- scope.MoveToOuter(moved.Point.Position)
             stepSize <- scope.MoveToOuter(Hmc.adaptStepSize config.Adaptation stepSize moved.AcceptanceProbability)
-            acceptance <- scope.MoveToOuter(acceptance + moved.AcceptanceProbability.mean([| 0L |]))
+            acceptance <- scope.MoveToOuter(acceptance +. moved.AcceptanceProbability.mean([| 0L |]))
         logW <- scope.MoveToOuter(logW')
         // The previous state is this function's own (z0 included: the caller hands it over).
         let z1, w1, s1, a1 = previous
         for old, now in [ z1, z; w1, logW; s1, stepSize; a1, acceptance ] do
             if not (obj.ReferenceEquals(old, now)) then old.Dispose()
     let transitions = steps - 1
-    let rate = if transitions = 0 then torch.ones_like(acceptance) else acceptance / float transitions
+    let rate =
+        if transitions = 0 then torch.ones_like(acceptance)
+        else
+            use count = Scalars.ofFloat (float transitions)
+            acceptance / count
     z.Dispose()
     stepSize.Dispose()
     acceptance.Dispose()
@@ -133,8 +141,9 @@ let private anneal (generator: torch.Generator) (config: Config) (betas: float[]
 
 /// log (1/K) Σ_k w_k and (Σ_k w_k)² / Σ_k w_k² from log-weights [K,B], by log-sum-exp.
 let private summarise (logWeights: Tensor) =
-    let logMean = logWeights.logsumexp(0L) - Math.Log(float logWeights.shape.[0])
-    let ess = torch.exp(2.0 * logWeights.logsumexp(0L) - (2.0 * logWeights).logsumexp(0L))
+    use logCount = Scalars.ofFloat (Math.Log(float logWeights.shape.[0]))
+    let logMean = logWeights.logsumexp(0L) - logCount
+    let ess = torch.exp(logWeights.logsumexp(0L) * Scalars.two - (logWeights * Scalars.two).logsumexp(0L))
     logMean, ess
 
 /// Runs the chains chunk by chunk: `start` gives each chunk's initial chains [K,b,D] from its rows.

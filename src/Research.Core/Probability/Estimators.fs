@@ -6,6 +6,7 @@ module Research.Core.Estimators
 open System
 open TorchSharp
 open Research.Core.Interop
+open Research.Core.Scalars.Operators
 
 /// q(z|x) and log p(x|z) as tensor functions.
 type LatentVariableModel =
@@ -75,13 +76,14 @@ and importanceWeightedWithEss (generator: torch.Generator) (samples: int) (chunk
                // One draw per sample keeps the noise stream identical for every chunk size.
                let z = torch.cat([| for _ in 1 .. count -> Gaussian.sample generator 1 mu logVar |], 0L)
                // log w = log p(x|z) + log p(z) − log q(z|x), shape [count,B].
-               let logW = model.LogLikelihood z x + Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z
+               let logW = model.LogLikelihood z x +. Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z
                yield scope.MoveToOuter(logW) |]
     use all = torch.cat(logWeights, 0L)
     use total = all.logsumexp(0L)
-    use squares = (all * 2.0).logsumexp(0L)
-    let ess = (total.detach() * 2.0 - squares.detach()).exp()
-    total - Math.Log(float samples), ess
+    use squares = (all * Scalars.two).logsumexp(0L)
+    use logK = Scalars.ofFloat (Math.Log(float samples))
+    let ess = (total.detach() * Scalars.two - squares.detach()).exp()
+    total - logK, ess
 
 /// Burda et al.'s IWAE training bound, per example [B]: log (1/K) Σ_k w_k with w_k = p(x, z_k) / q(z_k|x) and
 /// the K samples z_k ~ q(z|x) reparameterised in one draw [K,B,D] (differentiable in the encoder and decoder;
@@ -91,5 +93,6 @@ let iwae (generator: torch.Generator) (samples: int) (model: LatentVariableModel
     requirePositive "samples" samples
     let mu, logVar = model.Encode x
     let z = Gaussian.sample generator samples mu logVar
-    let logW = model.LogLikelihood z x + Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z
-    logW.logsumexp(0L) - Math.Log(float samples)
+    let logW = model.LogLikelihood z x +. Gaussian.logStandardNormal z - Gaussian.logDensity mu logVar z
+    use logK = Scalars.ofFloat (Math.Log(float samples))
+    logW.logsumexp(0L) - logK

@@ -11,6 +11,7 @@ module Research.Core.Hmc
 open System
 open TorchSharp
 open Research.Core.Interop
+open Research.Core.Scalars.Operators
 
 /// A position with the target's log-density and its gradient there, so that a trajectory starting at it
 /// needs no further evaluation, and a rejected proposal leaves the chain with values already known.
@@ -87,7 +88,7 @@ let evaluate (logDensity: Tensor -> Tensor) (position: Tensor) : Point =
 
 /// The Hamiltonian H = −log π(x) + ½|p|² per chain [C...].
 let hamiltonian (point: Point) (momentum: Tensor) : Tensor =
-    -point.LogDensity + (momentum * momentum).sum(-1L) * 0.5
+    -point.LogDensity +. (momentum * momentum).sum(-1L) * Scalars.half
 
 /// `steps` leapfrog steps of size ε (Neal's eq. 5.18–5.20): a half step p ← p + ½ε∇log π(x), then full
 /// steps x ← x + εp, p ← p + ε∇log π(x), the last momentum step a half one. Returns the end point and the
@@ -100,14 +101,14 @@ let leapfrog (logDensity: Tensor -> Tensor) (stepSize: Tensor) (steps: int) (sta
         invalidArg "momentum" $"The momentum has shape %A{momentum.shape}, the position %A{start.Position.shape}."
     use outer = torch.NewDisposeScope()
     let eps = broadcastStep stepSize start.Position
-    let halfEps = eps * 0.5
+    let halfEps = eps * Scalars.half
     let mutable point = start
-    let mutable p = momentum + halfEps * start.Gradient
+    let mutable p = momentum +. halfEps * start.Gradient
     for i in 1 .. steps do
         let previous, previousP = point, p
         use scope = torch.NewDisposeScope()
-        let next = evaluate logDensity (point.Position + eps * p)
-        let nextP = p + (if i = steps then halfEps else eps) * next.Gradient
+        let next = evaluate logDensity (point.Position +. eps * p)
+        let nextP = p +. (if i = steps then halfEps else eps) * next.Gradient
         point <- { Position = scope.MoveToOuter(next.Position)
                    LogDensity = scope.MoveToOuter(next.LogDensity)
                    Gradient = scope.MoveToOuter(next.Gradient) }
@@ -133,7 +134,7 @@ let transition (generator: torch.Generator) (logDensity: Tensor -> Tensor) (step
     let momentum = torch.randn(position.shape, dtype = position.dtype, device = position.device, generator = generator)
     let proposal, endMomentum = leapfrog logDensity stepSize steps current momentum
     let logRatio = hamiltonian current momentum - hamiltonian proposal endMomentum
-    let probability = torch.nan_to_num(torch.exp(logRatio.clamp_max((0.0).ToScalar())), nan = 0.0)
+    let probability = torch.nan_to_num(torch.exp(logRatio.clamp_max(Scalars.zero)), nan = 0.0)
     let u = torch.rand(chains, dtype = position.dtype, device = position.device, generator = generator)
     let accepted = u.lt(probability)
     let mask = accepted.unsqueeze(-1L)
@@ -154,9 +155,12 @@ let adaptStepSize (adaptation: Adaptation) (stepSize: Tensor) (acceptance: Tenso
     use scope = torch.NewDisposeScope()
     let mean = if leading = 0L then acceptance else acceptance.mean([| 0L .. leading - 1L |])
     // +1 above the target, −1 at or below it.
-    let direction = mean.gt(adaptation.TargetAcceptance.ToScalar()).to_type(stepSize.dtype) * 2.0 - 1.0
-    let adapted = (stepSize * torch.exp(direction * adaptation.Rate))
-                      .clamp(adaptation.MinStepSize.ToScalar(), adaptation.MaxStepSize.ToScalar())
+    use target = Scalars.ofFloat adaptation.TargetAcceptance
+    use rate = Scalars.ofFloat adaptation.Rate
+    use least = Scalars.ofFloat adaptation.MinStepSize
+    use most = Scalars.ofFloat adaptation.MaxStepSize
+    let direction = mean.gt(target).to_type(stepSize.dtype) * Scalars.two - Scalars.one
+    let adapted = (stepSize * torch.exp(direction * rate)).clamp(least, most)
     scope.MoveToOuter(adapted)
 
 /// `transitions` HMC transitions with a fixed step size from `position` [C..., D]: the chains' last points
@@ -174,13 +178,17 @@ let run (generator: torch.Generator) (logDensity: Tensor -> Tensor) (stepSize: T
         point <- { Position = step.MoveToOuter(t.Point.Position)
                    LogDensity = step.MoveToOuter(t.Point.LogDensity)
                    Gradient = step.MoveToOuter(t.Point.Gradient) }
-        acceptance <- step.MoveToOuter(acceptance + t.AcceptanceProbability)
+        acceptance <- step.MoveToOuter(acceptance +. t.AcceptanceProbability)
         // Only the current state is kept: memory does not grow with the number of transitions.
         previous.Position.Dispose()
         previous.LogDensity.Dispose()
         previous.Gradient.Dispose()
         previousAcceptance.Dispose()
-    let meanAcceptance = if transitions = 0 then acceptance else acceptance / float transitions
+    let meanAcceptance =
+        if transitions = 0 then acceptance
+        else
+            use count = Scalars.ofFloat (float transitions)
+            acceptance / count
     { Position = scope.MoveToOuter(point.Position)
       LogDensity = scope.MoveToOuter(point.LogDensity)
       Gradient = scope.MoveToOuter(point.Gradient) },

@@ -17,6 +17,7 @@ module Research.Core.MarginalLikelihood
 open System
 open TorchSharp
 open Research.Core.Interop
+open Research.Core.Scalars.Operators
 
 /// The settings of the estimator. See defaults.
 type Config =
@@ -93,9 +94,11 @@ let fitGaussian (samples: Tensor) : Tensor * Tensor =
     let count, d = z.shape.[0], z.shape.[2]
     let mean = z.mean([| 0L |])
     let centred = (z - mean).permute(1L, 0L, 2L) // [B,L,D]
-    let covariance = centred.transpose(1L, 2L).matmul(centred) / float count
-    let jitter = torch.eye(d, dtype = torch.float64, device = z.device) * 1e-10
-    mean, torch.linalg.cholesky(covariance + jitter)
+    use samplesS = Scalars.ofFloat (float count)
+    use jitterS = Scalars.ofFloat 1e-10
+    let covariance = centred.transpose(1L, 2L).matmul(centred) / samplesS
+    let jitter = torch.eye(d, dtype = torch.float64, device = z.device) * jitterS
+    mean, torch.linalg.cholesky(covariance +. jitter)
 
 /// log N(z; μ, L Lᵀ) of z [S,B,D] under each example's Gaussian (μ [B,D], Cholesky factor [B,D,D]), [S,B], float64.
 let logGaussian (mean: Tensor) (cholesky: Tensor) (z: Tensor) : Tensor =
@@ -103,8 +106,9 @@ let logGaussian (mean: Tensor) (cholesky: Tensor) (z: Tensor) : Tensor =
     let centred = (z.to_type(torch.float64) - mean).permute(1L, 2L, 0L) // [B,D,S]
     let solved = torch.linalg.solve_triangular(cholesky, centred, upper = false) // L⁻¹ (z − μ)
     let logDet = torch.diagonal(cholesky, 0L, -2L, -1L).log().sum(-1L) // ½ log |Σ| [B]
-    let quadratic = solved.square().sum(1L).T // [S,B]
-    (quadratic + float d * Math.Log(2.0 * Math.PI)) * -0.5 - logDet
+    let quadratic = (solved * solved).sum(1L).T // [S,B]
+    use constant = Scalars.ofFloat (float d * Math.Log(2.0 * Math.PI))
+    (plus constant quadratic) * Scalars.minusHalf - logDet
 
 /// `transitions` HMC transitions with a fixed step size from `start`, keeping every position (and its
 /// log-density) along the way: the chains' last point, the positions [transitions·C,b,D], the log-densities
@@ -117,7 +121,7 @@ let private sample (generator: torch.Generator) (target: Tensor -> Tensor) (step
         let t = Hmc.transition generator target stepSize steps point
         positions.Add t.Point.Position
         densities.Add t.Point.LogDensity
-        acceptance <- acceptance + t.AcceptanceProbability.mean([| 0L |])
+        acceptance <- acceptance +. t.AcceptanceProbability.mean([| 0L |])
         point <- t.Point
     point, torch.cat(positions.ToArray(), 0L), torch.cat(densities.ToArray(), 0L), acceptance
 
@@ -135,16 +139,21 @@ let private start (generator: torch.Generator) (chains: int) (candidates: int) (
         let logW = logLikelihood z x // [M,b]
         let probabilities = logW.T.to_type(torch.float64).softmax(1L) // [b,M]
         let picked = torch.multinomial(probabilities, chains, replacement = true, generator = generator) // [b,C]
-        let rows = torch.arange(count, device = x.device).unsqueeze(1L).expand(count, int64 chains)
+        use first = Scalars.ofInt 0L
+        use countS = Scalars.ofInt count
+        use step = Scalars.ofInt 1L
+        let rows = torch.arange(first, countS, step, device = x.device).unsqueeze(1L).expand(count, int64 chains)
         // z [M,b,D] at (picked, row) → [b,C,D] → [C,b,D].
         z.permute(1L, 0L, 2L).index(rows, picked).permute(1L, 0L, 2L).contiguous()
 
 /// The three stages on the chains z0 [C,b,D] of one chunk of examples x [b,P].
 let private estimateChunk (generator: torch.Generator) (config: Config) (logLikelihood: Tensor -> Tensor -> Tensor) (z0: Tensor) (x: Tensor) =
     // log p(x, z) = log p(z) + log p(x|z): the unnormalised posterior, whose gradient HMC follows.
-    let target (z: Tensor) = Gaussian.logStandardNormal z + logLikelihood z x
+    let target (z: Tensor) = Gaussian.logStandardNormal z +. logLikelihood z x
     let mutable point = Hmc.evaluate target z0
-    let mutable stepSize = torch.full([| x.shape.[0] |], config.InitialStepSize.ToScalar(), dtype = z0.dtype, device = z0.device)
+    let mutable stepSize =
+        use initial = Scalars.ofFloat config.InitialStepSize
+        torch.full([| x.shape.[0] |], initial, dtype = z0.dtype, device = z0.device)
     for _ in 1 .. config.WarmUp do
         // Each warm-up transition's temporaries go at once: only the chains and the step sizes are kept.
         use scope = torch.NewDisposeScope()
@@ -167,10 +176,11 @@ let private estimateChunk (generator: torch.Generator) (config: Config) (logLike
     use scope = torch.NewDisposeScope()
     let _, fresh, logJoint, accepted3 = sample generator target stepSize config.LeapfrogSteps config.Transitions point
     let logRatio = logGaussian mean cholesky fresh - logJoint.to_type(torch.float64) // log q(z_l) − log p(x, z_l) [L,b]
-    let count = float logRatio.shape.[0]
-    let logMarginal = -(logRatio.logsumexp(0L) - Math.Log count)
-    let ess = torch.exp(2.0 * logRatio.logsumexp(0L) - (2.0 * logRatio).logsumexp(0L))
-    let rate = (accepted1 + accepted3).to_type(torch.float64) / float (2 * config.Transitions)
+    use logCount = Scalars.ofFloat (Math.Log(float logRatio.shape.[0]))
+    use transitions = Scalars.ofFloat (float (2 * config.Transitions))
+    let logMarginal = -(logRatio.logsumexp(0L) - logCount)
+    let ess = torch.exp(logRatio.logsumexp(0L) * Scalars.two - (logRatio * Scalars.two).logsumexp(0L))
+    let rate = (accepted1 +. accepted3).to_type(torch.float64) / transitions
     scope.MoveToOuter(logMarginal), scope.MoveToOuter(ess), scope.MoveToOuter(rate), scope.MoveToOuter(stepSize.to_type(torch.float64))
 
 /// The Appendix D estimate of log p(x) for each row of x [B,P] (float64 results [B]). Every example's
