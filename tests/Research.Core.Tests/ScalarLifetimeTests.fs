@@ -49,8 +49,6 @@ let private callees (body: byte[]) =
 type private Assembly(path: string) =
     let pe = new PEReader(File.OpenRead path)
     let md = pe.GetMetadataReader()
-    member _.Reader = md
-    member _.Pe = pe
     /// "Type::Name(params)" of a member reference, a method definition or (the generic method of) a method spec.
     member this.Name(token: int) =
         let h = MetadataTokens.EntityHandle token
