@@ -31,6 +31,23 @@ public sealed class LoadingTests(ITestOutputHelper log)
         foreach (var lib in Research.Core.Native.loadedLibraries()) Console.WriteLine("native: " + lib);
         """;
 
+    /// <summary><see cref="Program"/> as F#, for scripts; it also prints where the Research assembly came from.</summary>
+    internal const string FSharpProgram = """
+        open Research
+
+        let rng = System.Random 1
+        let x = Array2D.init 200 16 (fun _ _ -> if rng.NextDouble() < 0.3 then 1.0f else 0.0f)
+        let pca = Pca.Fit(x, components = 4)
+        printfn "PCA: MSE %.4f" (pca.ReconstructionError x)
+        let vae = new VariationalAutoencoder(VaeOptions(InputSize = 16, LatentSize = 2, HiddenSizes = [| 8 |], Device = "cpu"))
+        let history = vae.Fit(x, TrainingOptions(Epochs = 3, BatchSize = 50))
+        printfn "VAE: %d epochs, ELBO %.3f" history.Count (vae.Elbo x)
+        printfn "libtorch: %s" TorchSharp.torch.__version__
+        printfn "load path: %s" ((sprintf "%A" (Research.Core.Native.libTorchSharpLoadPath ())).ReplaceLineEndings " ")
+        printfn "research: %s" typeof<Pca>.Assembly.Location
+        for lib in Research.Core.Native.loadedLibraries () do printfn "native: %s" lib
+        """;
+
     /// <summary>A console project's file, with <paramref name="reference"/> (a ProjectReference or PackageReference) its only item.</summary>
     internal static string Project(string reference) => $"""
         <Project Sdk="Microsoft.NET.Sdk">
@@ -58,8 +75,9 @@ public sealed class LoadingTests(ITestOutputHelper log)
 
     /// <summary>Checks a run of <see cref="Program"/>: it trained, libtorch is the package's 2.10 from
     /// <paramref name="libtorchFolder"/>, and on a system that needs it the loaded libLibTorchSharp.so is a
-    /// patched copy in <paramref name="cache"/>, made from the program's own unpatched one in <paramref name="original"/>.</summary>
-    internal static void CheckRun(string output, string libtorchFolder, string original, string cache)
+    /// patched copy in <paramref name="cache"/>, made from the program's own unpatched one in <paramref name="original"/>,
+    /// or, with <paramref name="patchedByBuild"/>, <paramref name="original"/> itself, which the build patched.</summary>
+    internal static void CheckRun(string output, string libtorchFolder, string original, string cache, bool patchedByBuild = false)
     {
         Assert.Contains("PCA: MSE", output);
         Assert.Contains("VAE: 3 epochs, ELBO", output);
@@ -69,7 +87,14 @@ public sealed class LoadingTests(ITestOutputHelper log)
         Assert.StartsWith(libtorchFolder, torchCpu);
         var sharp = Assert.Single(natives, p => Path.GetFileName(p) == "libLibTorchSharp.so");
         var loadPath = output.Split('\n').Single(l => l.StartsWith("load path: "));
-        if (Subprocess.SystemNeedsGlibcxxPatch())
+        if (Subprocess.SystemNeedsGlibcxxPatch() && patchedByBuild)
+        {
+            Assert.Equal(original, sharp);
+            Assert.Contains("PatchedByBuild", loadPath);
+            Assert.False(Core.LibTorchLoader.needsPatch(Core.LibTorchLoader.NeededVersion, File.ReadAllBytes(sharp)), "the build patched it");
+            Assert.Empty(Directory.Exists(cache) ? Directory.GetFileSystemEntries(cache) : []);
+        }
+        else if (Subprocess.SystemNeedsGlibcxxPatch())
         {
             Assert.True(Core.LibTorchLoader.needsPatch(Core.LibTorchLoader.NeededVersion, File.ReadAllBytes(original)),
                 $"the program's own {original} is the unpatched one, so the run-time loader is what is tested");
@@ -127,6 +152,42 @@ public sealed class LoadingTests(ITestOutputHelper log)
                 work.FullName, TimeSpan.FromMinutes(1), Path.Combine(published, "Outside.dll"));
             log.WriteLine(run);
             CheckRun(run, published, Path.Combine(published, "libLibTorchSharp.so"), cache);
+        }
+        finally { work.Delete(true); }
+    }
+
+    /// <summary>A build output's assemblies referenced by path from F# Interactive (<c>#r ".../Research.dll"</c>, as a
+    /// script beside a repository checkout does): no deps.json names the natives, and the library's loader must hand
+    /// TorchSharp the build's patched libLibTorchSharp.so under runtimes/, not let it fall back to copying the NuGet
+    /// cache's unpatched one into cpu/ (which does not load where libstdc++ lacks GLIBCXX_3.4.32). Before the loader
+    /// did so itself, F# Interactive's own native resolver found that copy here, but not for a script that referenced
+    /// scripts/Reproduce's output and started a process first. This test program's own output stands in for the build
+    /// output (its managed assemblies copied, its runtimes/ linked, so that nothing is written beside the test program).</summary>
+    [Fact]
+    public async Task An_fsharp_script_that_references_a_build_output_by_path_trains_a_vae()
+    {
+        var work = Directory.CreateTempSubdirectory("research-fsi-path-");
+        try
+        {
+            var output = Directory.CreateDirectory(Path.Combine(work.FullName, "output")).FullName;
+            foreach (var dll in Directory.GetFiles(AppContext.BaseDirectory, "*.dll").Where(f => Path.GetFileName(f) != "FSharp.Core.dll"))
+                File.Copy(dll, Path.Combine(output, Path.GetFileName(dll)));
+            Directory.CreateSymbolicLink(Path.Combine(output, "runtimes"), Path.Combine(AppContext.BaseDirectory, "runtimes"));
+            var cache = Path.Combine(work.FullName, "native-cache");
+            File.WriteAllText(Path.Combine(work.FullName, "train.fsx"), $"""
+                #r "{Path.Combine(output, "TorchSharp.dll")}"
+                #r "{Path.Combine(output, "Research.Core.dll")}"
+                #r "{Path.Combine(output, "Research.dll")}"
+                {FSharpProgram}
+                """);
+            var run = await Subprocess.DotnetWith(new Dictionary<string, string?> { [Core.LibTorchLoader.CacheVariable] = cache },
+                work.FullName, TimeSpan.FromMinutes(3), "fsi", "train.fsx");
+            log.WriteLine(run);
+            Assert.Contains($"research: {Path.Combine(output, "Research.dll")}", run);
+            // /proc/self/maps names the real files, behind the link: this test program's natives.
+            var natives = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native");
+            CheckRun(run, natives, Path.Combine(natives, "libLibTorchSharp.so"), cache, patchedByBuild: true);
+            Assert.False(Directory.Exists(Path.Combine(output, "cpu")), "TorchSharp's fallback (copying unpatched natives into cpu/) never ran");
         }
         finally { work.Delete(true); }
     }

@@ -156,23 +156,10 @@ public sealed class PackageTests(PackedFeed packed, ITestOutputHelper log)
         var work = Directory.CreateDirectory(Path.Combine(packed.Work.FullName, "fsi")).FullName;
         var packages = PackedFeed.PrivatePackagesFolder(work);
         var cache = Path.Combine(work, "native-cache");
-        // The C# program of LoadingTests, as F#.
-        File.WriteAllText(Path.Combine(work, "train.fsx"), $$"""
-            #i "nuget: {{packed.Feed}}"
-            #r "nuget: Research, {{packed.Version}}"
-            open Research
-
-            let rng = System.Random 1
-            let x = Array2D.init 200 16 (fun _ _ -> if rng.NextDouble() < 0.3 then 1.0f else 0.0f)
-            let pca = Pca.Fit(x, components = 4)
-            printfn "PCA: MSE %.4f" (pca.ReconstructionError x)
-            let vae = new VariationalAutoencoder(VaeOptions(InputSize = 16, LatentSize = 2, HiddenSizes = [| 8 |], Device = "cpu"))
-            let history = vae.Fit(x, TrainingOptions(Epochs = 3, BatchSize = 50))
-            printfn "VAE: %d epochs, ELBO %.3f" history.Count (vae.Elbo x)
-            printfn "libtorch: %s" TorchSharp.torch.__version__
-            printfn "load path: %s" ((sprintf "%A" (Research.Core.Native.libTorchSharpLoadPath ())).ReplaceLineEndings " ")
-            printfn "research: %s" typeof<Pca>.Assembly.Location
-            for lib in Research.Core.Native.loadedLibraries () do printfn "native: %s" lib
+        File.WriteAllText(Path.Combine(work, "train.fsx"), $"""
+            #i "nuget: {packed.Feed}"
+            #r "nuget: Research, {packed.Version}"
+            {LoadingTests.FSharpProgram}
             """);
         var env = new Dictionary<string, string?> { ["NUGET_PACKAGES"] = packages, [Core.LibTorchLoader.CacheVariable] = cache };
         var output = await Subprocess.DotnetWith(env, work, TimeSpan.FromMinutes(3), "fsi", "train.fsx");

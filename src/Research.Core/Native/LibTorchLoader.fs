@@ -7,7 +7,8 @@
 /// (and the package's buildTransitive targets) do that to the copy in a build output; this module covers
 /// every other way a program can get TorchSharp (a ProjectReference from another folder, `#r "nuget: …"`
 /// in F# Interactive or a notebook, a publish): it writes a patched copy into a per-user cache folder and
-/// has TorchSharp load that copy.
+/// has TorchSharp load that copy. A build output referenced by path from F# Interactive is patched but not
+/// reliably found by TorchSharp's probing, so TorchSharp is handed that copy the same way.
 module Research.Core.LibTorchLoader
 
 open System
@@ -29,7 +30,7 @@ let CacheVariable = "RESEARCH_NATIVE_CACHE"
 type LoadPath =
     /// Not Linux, or this libstdc++ has GLIBCXX_3.4.32: nothing to do.
     | NotNeeded of reason: string
-    /// The copy beside the program was patched already (by the build): TorchSharp loads it as it is.
+    /// The copy beside the program (or beside TorchSharp.dll) was patched already, by the build: loaded as it is.
     | PatchedByBuild of path: string
     /// A patched copy in the per-user cache (written now or by an earlier process) is what TorchSharp loads.
     | PatchedCopy of original: string * copy: string
@@ -179,6 +180,34 @@ let private patchedCopy (original: string) (bytes: byte[]) =
         writeAtomically copy patched
     copy
 
+/// Loads `file`, a libLibTorchSharp.so that needs no patch (`original` or its patched copy), after the
+/// package's libtorch.so (looked for beside `original` first), and answers
+/// TorchSharp's every request for "LibTorchSharp" with it. TorchSharp's own probing does not find a copy in
+/// the per-user cache; nor, reliably, the build's patched copy under runtimes/ when no deps.json lists it: an
+/// assembly referenced by its path from F# Interactive finds it only through F# Interactive's native resolver,
+/// which missed it for a script that referenced scripts/Reproduce's output and started a process first.
+/// TorchSharp then falls back to the NuGet cache's unpatched library, which does not load.
+let private route (original: string) (file: string) (folders: string list) (why: string) =
+    // A copy alone in the cache cannot find libtorch through its RUNPATH ($ORIGIN): load the package's
+    // libtorch.so first, by its full path; the dynamic loader then resolves the copy's needs by their sonames.
+    let libtorch =
+        match findIn (Path.GetDirectoryName original :: folders @ nugetLibTorchFolders ()) "libtorch.so" with
+        | Some p -> p
+        | None ->
+            raise (DllNotFoundException(
+                $"libtorch.so (the libtorch-cpu package) was not found beside {original} or in the NuGet packages folder."))
+    NativeLibrary.Load libtorch |> ignore
+    let handle =
+        try NativeLibrary.Load file
+        with e -> raise (DllNotFoundException($"{file} ({why}) did not load: {e.Message}", e))
+    // Only one resolver per assembly is allowed; if the program set one, the library is loaded already and
+    // the loader matches the bare name to it by its soname.
+    try
+        NativeLibrary.SetDllImportResolver(
+            torchSharpAssembly (),
+            DllImportResolver(fun name _ _ -> if name = "LibTorchSharp" then handle else IntPtr.Zero))
+    with :? InvalidOperationException -> ()
+
 let private prepare () : LoadPath =
     if not (OperatingSystem.IsLinux()) then NotNeeded "not Linux"
     else
@@ -195,32 +224,12 @@ let private prepare () : LoadPath =
                     + "TorchSharp-cpu package (Research.Core does) so that the native library is restored."))
             | Some original ->
                 let bytes = File.ReadAllBytes original
-                if not (needsPatch NeededVersion bytes) then PatchedByBuild original
+                if not (needsPatch NeededVersion bytes) then
+                    route original original folders $"patched by the build for {lib}, which lacks {NeededVersion}"
+                    PatchedByBuild original
                 else
                     let copy = patchedCopy original bytes
-                    // The copy sits alone in the cache, so its RUNPATH ($ORIGIN) cannot find libtorch: load the
-                    // package's libtorch.so first, by its full path; the dynamic loader then resolves the copy's
-                    // needs by their sonames against what is loaded.
-                    let libtorch =
-                        match findIn (Path.GetDirectoryName original :: folders @ nugetLibTorchFolders ()) "libtorch.so" with
-                        | Some p -> p
-                        | None ->
-                            raise (DllNotFoundException(
-                                $"libtorch.so (the libtorch-cpu package) was not found beside {original} or in the NuGet packages folder."))
-                    NativeLibrary.Load libtorch |> ignore
-                    let handle =
-                        try NativeLibrary.Load copy
-                        with e ->
-                            raise (DllNotFoundException(
-                                $"The patched copy {copy} of {original} (for {lib}, which lacks {NeededVersion}) did not load: {e.Message}", e))
-                    // TorchSharp asks for "LibTorchSharp" by name (its own probing and every DllImport): answer with
-                    // the copy. Only one resolver per assembly is allowed; if the program set one, the copy is
-                    // loaded already and the loader matches the bare name to it by its soname.
-                    try
-                        NativeLibrary.SetDllImportResolver(
-                            torchSharpAssembly (),
-                            DllImportResolver(fun name _ _ -> if name = "LibTorchSharp" then handle else IntPtr.Zero))
-                    with :? InvalidOperationException -> ()
+                    route original copy folders $"the patched copy of {original} for {lib}, which lacks {NeededVersion}"
                     PatchedCopy(original, copy)
 
 let private prepared = lazy (prepare ())
