@@ -236,9 +236,9 @@ let curve (data: Data) (cache: string) (searchRows: int64) (epochs: int) (algori
 let private maxAttempts = 3
 
 /// Advances every curve to 10^8 samples, two at a time, those with the most epochs left first (a fresh run
-/// in the order N_z = 3, 5, …, AEVB then wake-sleep), writing `results`/fig2_bound_paper_budget.csv and `figures`/fig2_bound_paper_budget.png after each
-/// point, so that the files always show what has been reached; curves not reached yet keep the points
-/// that file held before. Returns the paths and the points.
+/// in the order N_z = 3, 5, …, AEVB then wake-sleep), writing `results`/fig2_bound_paper_budget.csv and
+/// `figures`/fig2_bound_paper_budget.png after each point, so that the files always show what has been
+/// reached; curves not reached yet keep the points that file held before. Returns the paths and the points.
 let run (cache: string) (results: string) (figures: string) (searchRows: int64) (train: torch.Tensor) (test: torch.Tensor) =
     let runs = [ for latent in Fig2Bound.latentSizes do for algorithm in [ Aevb; WakeSleep ] -> latent, algorithm ]
     Directory.CreateDirectory results |> ignore
@@ -272,7 +272,8 @@ let run (cache: string) (results: string) (figures: string) (searchRows: int64) 
     // Longest first, so that a resumed run does not end with one core training a whole curve alone: one
     // resumed with 1067 and 1317 epochs left on two curves and 1666 on a third takes about 3.5 h on two cores
     // in the paper's order and 2.3 h so. The sort is stable: a fresh run keeps the paper's order.
-    let tasks = Collections.Concurrent.ConcurrentQueue(runs |> List.sortByDescending (fun (latent, algorithm) -> epochsLeft.[folder cache algorithm latent]))
+    let longestFirst = runs |> List.sortByDescending (fun (latent, algorithm) -> epochsLeft.[folder cache algorithm latent])
+    let tasks = Collections.Concurrent.ConcurrentQueue(longestFirst)
     let sync = obj ()
     let finished = ref 0
     let points = ref []

@@ -87,14 +87,15 @@ public sealed class LoadingTests(ITestOutputHelper log)
         Assert.StartsWith(libtorchFolder, torchCpu);
         var sharp = Assert.Single(natives, p => Path.GetFileName(p) == "libLibTorchSharp.so");
         var loadPath = output.Split('\n').Single(l => l.StartsWith("load path: "));
-        if (Subprocess.SystemNeedsGlibcxxPatch() && patchedByBuild)
+        var systemNeedsPatch = Subprocess.SystemNeedsGlibcxxPatch();
+        if (systemNeedsPatch && patchedByBuild)
         {
             Assert.Equal(original, sharp);
             Assert.Contains("PatchedByBuild", loadPath);
             Assert.False(Core.LibTorchLoader.needsPatch(Core.LibTorchLoader.NeededVersion, File.ReadAllBytes(sharp)), "the build patched it");
             Assert.Empty(Directory.Exists(cache) ? Directory.GetFileSystemEntries(cache) : []);
         }
-        else if (Subprocess.SystemNeedsGlibcxxPatch())
+        else if (systemNeedsPatch)
         {
             Assert.True(Core.LibTorchLoader.needsPatch(Core.LibTorchLoader.NeededVersion, File.ReadAllBytes(original)),
                 $"the program's own {original} is the unpatched one, so the run-time loader is what is tested");

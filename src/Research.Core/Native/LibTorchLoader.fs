@@ -181,12 +181,12 @@ let private patchedCopy (original: string) (bytes: byte[]) =
     copy
 
 /// Loads `file`, a libLibTorchSharp.so that needs no patch (`original` or its patched copy), after the
-/// package's libtorch.so (looked for beside `original` first), and answers
-/// TorchSharp's every request for "LibTorchSharp" with it. TorchSharp's own probing does not find a copy in
-/// the per-user cache; nor, reliably, the build's patched copy under runtimes/ when no deps.json lists it: an
-/// assembly referenced by its path from F# Interactive finds it only through F# Interactive's native resolver,
-/// which missed it for a script that referenced scripts/Reproduce's output and started a process first.
-/// TorchSharp then falls back to the NuGet cache's unpatched library, which does not load.
+/// package's libtorch.so (looked for beside `original` first), and answers TorchSharp's every request for
+/// "LibTorchSharp" with it. TorchSharp's own probing does not find a copy in the per-user cache; nor, reliably,
+/// the build's patched copy under runtimes/ when no deps.json lists it: an assembly referenced by its path from
+/// F# Interactive finds it only through F# Interactive's native resolver, which missed it for a script that
+/// referenced scripts/Reproduce's output and started a process first. TorchSharp then falls back to the NuGet
+/// cache's unpatched library, which does not load.
 let private route (original: string) (file: string) (folders: string list) (why: string) =
     // A copy alone in the cache cannot find libtorch through its RUNPATH ($ORIGIN): load the package's
     // libtorch.so first, by its full path; the dynamic loader then resolves the copy's needs by their sonames.
