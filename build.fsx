@@ -57,12 +57,44 @@ let data () =
         finally
             Directory.Delete(tmp, true)
 
+/// Runs the Expecto suite with `extra` arguments and a JUnit summary in a temporary file; returns the exit
+/// code (the number of failed tests) and each failed test's name and message. The messages are printed
+/// again at the very end because a CI record keeps only the output's tail, which the list of passed
+/// tests and the facade suite fill.
+let runCore (extra: string list) =
+    let summary = Path.Combine(Path.GetTempPath(), $"research-core-tests-{Guid.NewGuid():N}.xml")
+    try
+        let code =
+            run root "dotnet"
+                ([ "run"; "--project"; "tests/Research.Core.Tests"; "-c"; "Release"; "--no-build"; "--" ]
+                 @ extra @ [ "--summary"; "--junit-summary"; summary ])
+        let failures =
+            if not (File.Exists summary) then []
+            else
+                let name local = Xml.Linq.XName.Get local
+                [ for case in Xml.Linq.XDocument.Load(summary).Descendants(name "testcase") do
+                    for problem in Seq.append (case.Elements(name "failure")) (case.Elements(name "error")) do
+                        let message = problem.Attribute(name "message")
+                        let text = (if isNull message then "" else message.Value) + "\n" + problem.Value
+                        yield case.Attribute(name "name").Value, text ]
+        code, failures
+    finally
+        if File.Exists summary then File.Delete summary
+
+/// Each failure's name, then its message and the top of its stack (a dozen lines at most).
+let printFailures (failures: (string * string) list) =
+    for testName, text in failures do
+        let lines = text.Split('\n') |> Array.map _.TrimEnd() |> Array.filter (String.IsNullOrWhiteSpace >> not)
+        eprintfn "FAILED %s" testName
+        for line in Array.truncate 12 lines do eprintfn "  %s" (line.Trim())
+
 let test () =
     data () // the suites read real MNIST
     build ()
     // Expecto's suite is a console program: its exit code is the number of failed tests.
-    let core = run root "dotnet" [ "run"; "--project"; "tests/Research.Core.Tests"; "-c"; "Release"; "--no-build"; "--"; "--summary" ]
+    let core, failures = runCore []
     let facade = run root "dotnet" [ "test"; "tests/Research.Tests"; "-c"; "Release"; "--no-build"; "--nologo" ]
+    printFailures failures
     if core <> 0 || facade <> 0 then fail $"tests failed (core suite exit {core}, facade suite exit {facade})"
     printfn "All test suites passed."
 
@@ -70,7 +102,8 @@ let test () =
 let testLong () =
     data ()
     build ()
-    let core = run root "dotnet" [ "run"; "--project"; "tests/Research.Core.Tests"; "-c"; "Release"; "--no-build"; "--"; "--long"; "--summary" ]
+    let core, failures = runCore [ "--long" ]
+    printFailures failures
     if core <> 0 then fail $"long tests failed (exit {core})"
     printfn "The long-test set passed."
 
