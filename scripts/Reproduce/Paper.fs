@@ -138,7 +138,9 @@ let private paperBudgetComparison (curves: ((int * string) * Fig2PaperBudget.Poi
             + (if binarisationChecked then "; its text does not say whether the images were binarised, which the check below tests."
                else "; we have not found a setting that explains the difference, and the paper's text gives no further detail to compare with.")
             + " The paper's values are read approximately from its plot."
-        $"Against the paper's Figure 2 at 10⁸ samples ({finished.Length} of {2 * Fig2Bound.latentSizes.Length} curves there so far):\n\n"
+        let curves = 2 * Fig2Bound.latentSizes.Length
+        let reached = if finished.Length = curves then "all curves there" else $"{finished.Length} of {curves} curves there so far"
+        $"Against the paper's Figure 2 at 10⁸ samples ({reached}):\n\n"
         + String.Join("\n", lines) + "\n\n" + (order + why).TrimStart()
 
 /// The section on Figure 2 at the paper's budget, from results/fig2_bound_paper_budget.csv when a
