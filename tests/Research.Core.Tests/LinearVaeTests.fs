@@ -35,6 +35,15 @@ let tests =
             Expect.isGreaterThan elbo (logP - 0.02) "the ELBO is tight at the optimum (within 0.02 nats)"
             Expect.floatClose { absolute = 0.0; relative = 0.05 } sigma2 ppca.Sigma2 "the shared variance is PPCA's σ²"
         }
+        test "the same seed gives the same weights, the encoder (a bare affine layer) included" {
+            let weights seed =
+                use vae = LinearVae.create 8 2 seed
+                [ for name, p in vae.Networks.NamedParameters -> name, p.data<float32>().ToArray() ]
+            let a, b, c = weights 4, weights 4, weights 5
+            for (name, x), (_, y) in List.zip a b do Expect.sequenceEqual x y $"{name}: the same seed"
+            for (name, x), (_, y) in List.zip a c do
+                if name <> "decoder.logVariance" then Expect.isFalse (x = y) $"{name}: another seed"
+        }
         test "the shared-variance decoder lays out [means, log-variances] and has one variance parameter" {
             use d = new LinearVae.SharedVarianceDecoder(torch.nn.Linear(2L, 3L), -1.0)
             use z = torch.zeros(4L, 2L)

@@ -19,6 +19,7 @@ let all = testList "Research.Core" [
     IdxTests.tests
     MatFileTests.tests
     LinearAeTests.tests
+    InitialisationTests.tests
     LinearVaeTests.tests
     OptimisersTests.tests
     VaeBackpropTests.tests

@@ -47,10 +47,13 @@ let create (sizes: int list) (activation: Activation option) : Modules.Sequentia
 /// construction-time init uses the process-global RNG, which is neither reproducible across threads nor
 /// seedable per model). Uniform is PyTorch's default for these layers: weights and biases ~ U(±1/√fan_in),
 /// fan_in = weight.shape[1] × the kernel's size (for a transposed convolution, PyTorch's convention too).
+/// A layer given directly counts as well as one inside a container.
 let initialise (generator: torch.Generator) (init: Init) (modules: torch.nn.Module seq) =
     use _ = torch.no_grad ()
     for m in modules do
-        for struct (_, child) in m.named_modules () do
+        // TorchSharp's named_modules leaves out the module itself (PyTorch's includes it): a bare layer,
+        // as LinearVae's encoder is, would otherwise keep its unseeded construction-time weights.
+        for child in Seq.append [ m ] (seq { for struct (_, c) in m.named_modules () -> c }) do
             let layer =
                 match child with
                 | :? Modules.Linear as l -> Some(l.weight, l.bias)
