@@ -81,7 +81,7 @@ let run (budget: Budget) (cache: string) (out: string) (train: torch.Tensor) (te
     // Linear VAE on data from a PPCA model: Lucas et al. say it reaches PPCA's maximum likelihood, with a tight ELBO.
     Log.fraction 5 6
     let p, k, n = 16, 3, 2000
-    log $"Linear VAE on PPCA data (P = {p}, k = {k}, N = {n}): 4 × {budget.LinearVaeEpochs} epochs of Adam"
+    log $"Linear VAE on PPCA data (P = {p}, k = {k}, N = {n}): {6 * budget.LinearVaeEpochs} epochs of Adam in 4 stages (LinearVae.fitToOptimum)"
     use g = new torch.Generator(2024UL)
     let truth : ProbabilisticPca.PpcaModel =
         { Mean = torch.randn([| int64 p |], dtype = torch.float64, generator = g)
@@ -95,7 +95,7 @@ let run (budget: Budget) (cache: string) (out: string) (train: torch.Tensor) (te
     let logP = linearVae.LogLikelihood(x, 1000, 0)
     let elbo = linearVae.Elbo(x, 100, 0)
     let sigma2 = LinearVae.noiseVariance linearVae
-    let setting = $"PPCA data, P = {p}, k = {k}, N = {n}; 4 × {budget.LinearVaeEpochs} epochs"
+    let setting = $"PPCA data, P = {p}, k = {k}, N = {n}; {6 * budget.LinearVaeEpochs} epochs in 4 stages"
     add "Linear VAE" setting "PPCA's exact maximum mean log-likelihood (nats)" exact "closed form (Tipping & Bishop)"
     add "Linear VAE" setting "mean log p(x), IW K = 1000 (nats)" logP "PPCA's maximum at the optimum"
     add "Linear VAE" setting "mean ELBO, L = 100 (nats)" elbo "tight at the optimum (Lucas et al. 2019)"

@@ -8,7 +8,7 @@ open System.IO
 open Research.Core
 
 let private usage () =
-    eprintfn "usage: Reproduce --data <mnist folder> [--out <paper folder>] [--quick] [--paper-budget | --binarised-check | --figure3 | --iwae-table | --paper-only]"
+    eprintfn "usage: Reproduce --data <mnist folder> [--out <paper folder>] [--quick] [--paper-budget | --binarised-check | --figure3 | --iwae-table | --comparison | --paper-only]"
     eprintfn "  --quick         a small budget for every script (writes runs/quick/paper, never paper/)"
     eprintfn "  --paper-budget  only Figure 2, to the paper's 10^8 training samples per curve (hours; resumable:"
     eprintfn "                  rerun the same command to continue, see runs/fig2-paper/), then paper.md"
@@ -17,6 +17,7 @@ let private usage () =
     eprintfn "  --figure3       only Figure 3 (results and figure; not paper.md), at the budget chosen"
     eprintfn "  --iwae-table    only the IWAE table (Burda et al.'s model as VAE and IWAE k = 5, 50, ours and PyTorch's;"
     eprintfn "                  about 17 min here; resumable, see runs/iwae-table/), then paper.md"
+    eprintfn "  --comparison    only the comparison table (PCA, linear AE, deep AE, VAE; the linear VAE against PPCA), then paper.md"
     eprintfn "  --paper-only    only paper.md, from the results and figures already in the paper folder (no training;"
     eprintfn "                  e.g. while a --paper-budget run is stopped part of the way)"
     2
@@ -39,7 +40,7 @@ let private settings quick =
 [<EntryPoint>]
 let main argv =
     let rec parse (m: Map<string, string>) = function
-        | ("--quick" | "--paper-budget" | "--binarised-check" | "--figure3" | "--iwae-table" | "--paper-only" as flag) :: rest -> parse (m.Add(flag, "true")) rest
+        | ("--quick" | "--paper-budget" | "--binarised-check" | "--figure3" | "--iwae-table" | "--paper-only" | "--comparison" as flag) :: rest -> parse (m.Add(flag, "true")) rest
         | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k, v)) rest
         | [] -> Some m
         | _ -> None
@@ -63,7 +64,7 @@ let main argv =
                 written)
         let paperStep =
             step "paper.md" (fun () ->
-                let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget" || a = "--binarised-check" || a = "--iwae-table" || a = "--paper-only") |> Array.map ((+) " ")))
+                let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget" || a = "--binarised-check" || a = "--iwae-table" || a = "--paper-only" || a = "--comparison") |> Array.map ((+) " ")))
                 [ Paper.write paper s.Cache command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
         // The runs that do not train Figure 2 write paper.md's Figure 2 text from the points the default run
         // published; only where there are none (a new --out folder) do they train it.
@@ -79,6 +80,12 @@ let main argv =
         let fig3Step =
             step "Figure 3: marginal log-likelihood" (fun () ->
                 Fig3Marginal.run s.Cache results figures s.Fig2.SearchRows s.Fig3Sizes s.Fig3Budget s.Fig3K train test |> fst)
+        let comparisonStep =
+            step "PCA, linear AE, deep AE and VAE at the foundation settings" (fun () ->
+                let rows = Comparison.run s.Comparison s.Cache results train test
+                let csv, md = Comparison.write results rows
+                Log.line ("\n" + File.ReadAllText md)
+                [ csv; md; Path.Combine(results, "pca_explained_variance.csv") ])
         if opts.ContainsKey "--figure3" then Steps.run [ fig3Step ]
         elif opts.ContainsKey "--paper-only" then Steps.run [ fig2Published; paperStep ]
         elif opts.ContainsKey "--iwae-table" then
@@ -99,13 +106,10 @@ let main argv =
                 Fig2PaperBudget.run s.Cache results figures s.Fig2.SearchRows train test |> fst)
             fig2Published
             paperStep ]
+        elif opts.ContainsKey "--comparison" then Steps.run [ comparisonStep; fig2Published; paperStep ]
         else
           Steps.run [
-            step "PCA, linear AE, deep AE and VAE at the foundation settings" (fun () ->
-                let rows = Comparison.run s.Comparison s.Cache results train test
-                let csv, md = Comparison.write results rows
-                Log.line ("\n" + File.ReadAllText md)
-                [ csv; md; Path.Combine(results, "pca_explained_variance.csv") ])
+            comparisonStep
             step "Latent sizes: PCA, linear AE, deep AE, VAE" (fun () ->
                 LatentSweep.run s.Sweep s.Cache train test |> LatentSweep.write s.Sweep test.shape.[0] results figures)
             step "Reconstructions, 2-D codes and latent perturbations" (fun () ->
