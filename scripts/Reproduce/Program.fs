@@ -37,10 +37,13 @@ let private settings quick =
           Fig3Sizes = Fig3Marginal.trainSizes; Fig3Budget = 2_000_000L; Fig3K = 200; Iwae = IwaeTable.full
           TrainRows = 60000L; Cache = "runs"; Paper = "paper" }
 
+/// The options without a value; paper.md names those its run was given.
+let private flags = [ "--quick"; "--paper-budget"; "--binarised-check"; "--figure3"; "--iwae-table"; "--comparison"; "--paper-only" ]
+
 [<EntryPoint>]
 let main argv =
     let rec parse (m: Map<string, string>) = function
-        | ("--quick" | "--paper-budget" | "--binarised-check" | "--figure3" | "--iwae-table" | "--paper-only" | "--comparison" as flag) :: rest -> parse (m.Add(flag, "true")) rest
+        | flag :: rest when List.contains flag flags -> parse (m.Add(flag, "true")) rest
         | (k: string) :: v :: rest when k.StartsWith "--" -> parse (m.Add(k, v)) rest
         | [] -> Some m
         | _ -> None
@@ -64,7 +67,7 @@ let main argv =
                 written)
         let paperStep =
             step "paper.md" (fun () ->
-                let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> a = "--quick" || a = "--paper-budget" || a = "--binarised-check" || a = "--iwae-table" || a = "--paper-only" || a = "--comparison") |> Array.map ((+) " ")))
+                let command = "dotnet fsi build.fsx reproduce" + (String.Join("", argv |> Array.filter (fun a -> List.contains a flags) |> Array.map ((+) " ")))
                 [ Paper.write paper s.Cache command fig2Points s.Fig2 (String.Join(" or ", s.Fig3Sizes)) s.Fig3Budget s.Fig3K train.shape.[0] test.shape.[0] ])
         // The runs that do not train Figure 2 write paper.md's Figure 2 text from the points the default run
         // published; only where there are none (a new --out folder) do they train it.
